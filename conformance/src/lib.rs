@@ -1,0 +1,4 @@
+//! The Tern conformance suite as a library, so tests can call what the
+//! command line runs.
+
+pub mod noise_vectors;
