@@ -33,3 +33,6 @@ pub use transport::TransportState;
 pub const MAX_MESSAGE_LEN: usize = 65535;
 /// Length of a pre-shared key.
 pub const PSKLEN: usize = 32;
+
+#[cfg(test)]
+mod tests;
