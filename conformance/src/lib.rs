@@ -2,3 +2,5 @@
 //! command line runs.
 
 pub mod noise_vectors;
+pub mod sim;
+pub mod simulate;

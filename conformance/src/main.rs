@@ -1,16 +1,25 @@
-//! `tern-conformance`: checks an implementation against the Noise vectors
-//! (and, as Tern grows, its own vectors and scenarios).
+//! `tern-conformance`: checks an implementation against the Noise vectors,
+//! and runs Tern through the network simulator.
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use tern_conformance::noise_vectors::{self, Tally};
+use tern_conformance::sim::Link;
+use tern_conformance::simulate::{self, Options, Profile};
 
 #[derive(Parser)]
 #[command(name = "tern-conformance", version, about = "Tern conformance suite")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProfileArg {
+    Constrained,
+    Service,
 }
 
 #[derive(Subcommand)]
@@ -24,12 +33,108 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
+    /// Run a client and a server through the network simulator, sending
+    /// messages both ways on several channels, and check delivery.
+    Simulate {
+        /// Seed for the network, keys and messages.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Loss probability, 0 to 1.
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+        /// Reordering probability.
+        #[arg(long, default_value_t = 0.0)]
+        reorder: f64,
+        /// Duplication probability.
+        #[arg(long, default_value_t = 0.0)]
+        duplicate: f64,
+        /// Corruption probability (one bit flipped).
+        #[arg(long, default_value_t = 0.0)]
+        corrupt: f64,
+        /// One-way delay in milliseconds.
+        #[arg(long, default_value_t = 10)]
+        delay_ms: u64,
+        /// Messages each side sends.
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
+        /// Largest message size in bytes.
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
+        /// Configuration preset.
+        #[arg(long, value_enum, default_value_t = ProfileArg::Service)]
+        profile: ProfileArg,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Vectors { noise, verbose } => vectors(&noise, verbose),
+        Command::Simulate {
+            seed,
+            loss,
+            reorder,
+            duplicate,
+            corrupt,
+            delay_ms,
+            messages,
+            size,
+            profile,
+        } => {
+            let opts = Options {
+                seed,
+                link: Link {
+                    loss,
+                    reorder,
+                    duplicate,
+                    corrupt,
+                    delay: Duration::from_millis(delay_ms),
+                    jitter: Duration::from_millis(delay_ms / 5),
+                    mtu: 1500,
+                },
+                messages,
+                size,
+                profile: match profile {
+                    ProfileArg::Constrained => Profile::Constrained,
+                    ProfileArg::Service => Profile::Service,
+                },
+                time_limit: Duration::from_secs(24 * 3600),
+            };
+            let r = simulate::run(&opts);
+            println!(
+                "virtual time {:.1} s; network: {} sent, {} lost, {} duplicated, {} reordered, {} corrupted",
+                r.elapsed.as_secs_f64(),
+                r.net.sent,
+                r.net.lost,
+                r.net.duplicated,
+                r.net.reordered,
+                r.net.corrupted
+            );
+            if let Some(s) = r.client {
+                println!(
+                    "client: {} packets sent, {} retransmissions, {} lost, srtt {:?}, dropped {}",
+                    s.tx_packets,
+                    s.retransmissions,
+                    s.lost_packets,
+                    s.smoothed_rtt,
+                    s.dropped.total()
+                );
+            }
+            for (who, e) in ["client", "server"].iter().zip(r.endings) {
+                if let Some(e) = e {
+                    println!("{who}: connection ended: {e}");
+                }
+            }
+            if r.corrupted > 0 {
+                println!("{} messages corrupted", r.corrupted);
+            }
+            println!("{}", r.line());
+            if r.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
     }
 }
 

@@ -232,10 +232,10 @@ fn run_supported(params: NoiseParams, v: &Vector) -> Result<(), String> {
     if init.handshake_hash() != resp.handshake_hash() {
         return Err("handshake hashes differ between the roles".into());
     }
-    if let Some(h) = &v.handshake_hash {
-        if init.handshake_hash() != unhex("handshake_hash", h)? {
-            return Err("handshake hash differs from the vector".into());
-        }
+    if let Some(h) = &v.handshake_hash
+        && init.handshake_hash() != unhex("handshake_hash", h)?
+    {
+        return Err("handshake hash differs from the vector".into());
     }
     let mut init = init.into_transport().map_err(|e| format!("split: {e}"))?;
     let mut resp = resp.into_transport().map_err(|e| format!("split: {e}"))?;

@@ -69,6 +69,7 @@ pub enum HashKind {
 
 impl HashKind {
     /// Output length in bytes (Noise's `HASHLEN`).
+    #[allow(clippy::len_without_is_empty)]
     pub const fn len(self) -> usize {
         match self {
             HashKind::Sha256 | HashKind::Blake2s => 32,

@@ -300,7 +300,7 @@ impl<P: CryptoProvider> HandshakeState<P> {
 
     /// Whether the next step is ours to write (else we wait to read).
     pub fn is_my_turn(&self) -> bool {
-        !self.is_finished() && (self.msg_index % 2 == 0) == (self.role == Role::Initiator)
+        !self.is_finished() && self.msg_index.is_multiple_of(2) == (self.role == Role::Initiator)
     }
 
     /// Index of the next handshake message (0 is the initiator's first).
@@ -351,7 +351,7 @@ impl<P: CryptoProvider> HandshakeState<P> {
     }
 
     fn turn(&self, write: bool) -> Result<&[Token], NoiseError> {
-        let ours = (self.msg_index % 2 == 0) == (self.role == Role::Initiator);
+        let ours = self.msg_index.is_multiple_of(2) == (self.role == Role::Initiator);
         if self.is_finished() || ours != write {
             return Err(NoiseError::WrongTurn);
         }

@@ -1,0 +1,343 @@
+//! A deterministic network simulator: virtual time, a seeded RNG, loss,
+//! reordering, duplication, corruption, delay, jitter and an MTU, driving
+//! Tern endpoints through their sans-IO interface.
+
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tern::Instant;
+use tern::connection::DropReason;
+use tern::crypto::CryptoProvider;
+use tern::endpoint::{ConnectionHandle, Endpoint, Slots};
+use tern::storage::ByteStore;
+use tern::{Connection, Event};
+
+/// How the simulated network treats each datagram.
+#[derive(Clone, Copy, Debug)]
+pub struct Link {
+    /// Probability a datagram is lost.
+    pub loss: f64,
+    /// Probability a datagram is held back (delivered after later ones).
+    pub reorder: f64,
+    /// Probability a datagram is delivered twice.
+    pub duplicate: f64,
+    /// Probability one bit of a datagram is flipped.
+    pub corrupt: f64,
+    /// One-way delay.
+    pub delay: Duration,
+    /// Extra random delay, uniform in `[0, jitter)`.
+    pub jitter: Duration,
+    /// Datagrams larger than this are dropped.
+    pub mtu: usize,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Link {
+            loss: 0.0,
+            reorder: 0.0,
+            duplicate: 0.0,
+            corrupt: 0.0,
+            delay: Duration::from_millis(10),
+            jitter: Duration::ZERO,
+            mtu: 1500,
+        }
+    }
+}
+
+/// What the network did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NetStats {
+    /// Datagrams handed to the network.
+    pub sent: u64,
+    /// Datagrams delivered (duplicates count twice).
+    pub delivered: u64,
+    /// Lost on purpose.
+    pub lost: u64,
+    /// Delivered twice.
+    pub duplicated: u64,
+    /// Held back.
+    pub reordered: u64,
+    /// Bit-flipped.
+    pub corrupted: u64,
+    /// Dropped for exceeding the MTU.
+    pub too_big: u64,
+}
+
+struct InFlight {
+    at: u64,
+    seq: u64,
+    from: SocketAddr,
+    to: SocketAddr,
+    data: Vec<u8>,
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for InFlight {}
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for InFlight {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+/// Anything the simulator can drive: an endpoint with its RNG.
+pub trait Node {
+    /// Its address.
+    fn addr(&self) -> SocketAddr;
+    /// A datagram arrives.
+    fn deliver(&mut self, now: Instant, from: SocketAddr, data: &mut [u8]);
+    /// The next datagram to send, written into `buf`.
+    fn transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<(SocketAddr, usize)>;
+    /// Its next deadline.
+    fn timeout(&self) -> Option<Instant>;
+    /// Time passes.
+    fn on_timeout(&mut self, now: Instant);
+}
+
+/// A Tern endpoint in the simulator.
+pub struct SimEndpoint<B, const CH: usize, const SENT: usize, S, P = tern::crypto::RustCrypto>
+where
+    B: ByteStore,
+    P: CryptoProvider + Clone + Default,
+    S: Slots<Connection<B, CH, SENT, P>>,
+{
+    /// The endpoint.
+    pub ep: Endpoint<B, CH, SENT, S, P>,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its RNG.
+    pub rng: ChaCha8Rng,
+    /// Events polled so far, in order, per connection.
+    pub events: Vec<(ConnectionHandle, Event)>,
+    /// Drops the endpoint reported.
+    pub drops: Vec<DropReason>,
+}
+
+impl<B, const CH: usize, const SENT: usize, S, P> SimEndpoint<B, CH, SENT, S, P>
+where
+    B: ByteStore,
+    P: CryptoProvider + Clone + Default,
+    S: Slots<Connection<B, CH, SENT, P>>,
+{
+    /// Wraps an endpoint.
+    pub fn new(ep: Endpoint<B, CH, SENT, S, P>, addr: SocketAddr, seed: u64) -> Self {
+        SimEndpoint {
+            ep,
+            addr,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            events: Vec::new(),
+            drops: Vec::new(),
+        }
+    }
+
+    /// Takes every pending event into `events` and returns the new ones.
+    pub fn drain_events(&mut self) -> &[(ConnectionHandle, Event)] {
+        let start = self.events.len();
+        while let Some(e) = self.ep.poll_event() {
+            self.events.push(e);
+        }
+        &self.events[start..]
+    }
+}
+
+impl<B, const CH: usize, const SENT: usize, S, P> Node for SimEndpoint<B, CH, SENT, S, P>
+where
+    B: ByteStore,
+    P: CryptoProvider + Clone + Default,
+    S: Slots<Connection<B, CH, SENT, P>>,
+{
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    fn deliver(&mut self, now: Instant, from: SocketAddr, data: &mut [u8]) {
+        if let Err(r) = self.ep.handle(now, from, data, &mut self.rng) {
+            self.drops.push(r);
+        }
+    }
+    fn transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
+        match self.ep.poll_transmit(now, buf) {
+            Ok(Some((_, t))) => Some((t.destination, t.len)),
+            Ok(None) => None,
+            Err(e) => panic!("transmit buffer: {e}"),
+        }
+    }
+    fn timeout(&self) -> Option<Instant> {
+        self.ep.poll_timeout()
+    }
+    fn on_timeout(&mut self, now: Instant) {
+        self.ep.handle_timeout(now);
+    }
+}
+
+/// The network and the clock.
+pub struct Net {
+    /// Virtual time now.
+    pub now: Instant,
+    /// Link behaviour (the same both ways unless `link_back` is set).
+    pub link: Link,
+    /// Behaviour for datagrams towards the first node (the server), if it
+    /// differs (asymmetric loss).
+    pub link_to_first: Option<Link>,
+    rng: ChaCha8Rng,
+    queue: BinaryHeap<Reverse<InFlight>>,
+    seq: u64,
+    /// What happened to datagrams.
+    pub stats: NetStats,
+    /// Sizes of every datagram sent, for overhead checks.
+    pub largest_datagram: usize,
+    first: Option<SocketAddr>,
+    /// Addresses whose datagrams are all dropped (a peer gone silent).
+    pub blackholed: Vec<SocketAddr>,
+}
+
+impl Net {
+    /// A network starting at time 0.
+    pub fn new(link: Link, seed: u64) -> Self {
+        Net {
+            now: Instant::from_millis(1),
+            link,
+            link_to_first: None,
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x006e_6574),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            stats: NetStats::default(),
+            largest_datagram: 0,
+            first: None,
+            blackholed: Vec::new(),
+        }
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.rng.next_u64() as f64 / u64::MAX as f64) < p
+    }
+
+    fn jitter(&mut self, max: Duration) -> Duration {
+        if max.is_zero() {
+            return Duration::ZERO;
+        }
+        Duration::from_micros(self.rng.next_u64() % max.as_micros().max(1) as u64)
+    }
+
+    /// Hands a datagram to the network.
+    pub fn send(&mut self, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        self.stats.sent += 1;
+        self.largest_datagram = self.largest_datagram.max(data.len());
+        if self.blackholed.contains(&from) || self.blackholed.contains(&to) {
+            self.stats.lost += 1;
+            return;
+        }
+        let link = if Some(to) == self.first {
+            self.link_to_first.unwrap_or(self.link)
+        } else {
+            self.link
+        };
+        if data.len() > link.mtu {
+            self.stats.too_big += 1;
+            return;
+        }
+        if self.chance(link.loss) {
+            self.stats.lost += 1;
+            return;
+        }
+        let copies = if self.chance(link.duplicate) {
+            self.stats.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let mut delay = link.delay + self.jitter(link.jitter);
+            if self.chance(link.reorder) {
+                self.stats.reordered += 1;
+                delay += self.jitter(link.delay * 3 + Duration::from_millis(1));
+            }
+            let mut data = data.to_vec();
+            if self.chance(link.corrupt) && !data.is_empty() {
+                self.stats.corrupted += 1;
+                let bit = (self.rng.next_u64() % (data.len() as u64 * 8)) as usize;
+                data[bit / 8] ^= 1 << (bit % 8);
+            }
+            self.seq += 1;
+            let at = (self.now + delay).as_micros();
+            self.queue.push(Reverse(InFlight {
+                at,
+                seq: self.seq,
+                from,
+                to,
+                data,
+            }));
+        }
+    }
+
+    /// Moves every node's output onto the network.
+    pub fn flush(&mut self, nodes: &mut [&mut dyn Node]) {
+        if self.first.is_none() {
+            self.first = nodes.first().map(|n| n.addr());
+        }
+        let mut buf = vec![0u8; 65536];
+        for n in nodes.iter_mut() {
+            while let Some((to, len)) = n.transmit(self.now, &mut buf) {
+                let from = n.addr();
+                self.send(from, to, &buf[..len]);
+            }
+        }
+    }
+
+    /// Advances virtual time to the next event (a delivery or a deadline,
+    /// at most `max_step` ahead) and processes it. Returns false if nothing
+    /// is pending at all.
+    pub fn step(&mut self, nodes: &mut [&mut dyn Node], max_step: Duration) -> bool {
+        self.flush(nodes);
+        let next_pkt = self
+            .queue
+            .peek()
+            .map(|Reverse(p)| Instant::from_micros(p.at));
+        let next_timer = nodes.iter().filter_map(|n| n.timeout()).min();
+        let next = match (next_pkt, next_timer) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => return false,
+        };
+        let next = next.min(self.now + max_step).max(self.now);
+        self.now = next;
+        while let Some(Reverse(p)) = self.queue.peek() {
+            if p.at > self.now.as_micros() {
+                break;
+            }
+            let Reverse(mut p) = self.queue.pop().expect("peeked");
+            if let Some(n) = nodes.iter_mut().find(|n| n.addr() == p.to) {
+                self.stats.delivered += 1;
+                n.deliver(self.now, p.from, &mut p.data);
+            }
+        }
+        for n in nodes.iter_mut() {
+            if n.timeout().is_some_and(|t| t <= self.now) {
+                n.on_timeout(self.now);
+            }
+        }
+        self.flush(nodes);
+        true
+    }
+
+    /// Datagrams still on the wire.
+    pub fn in_flight(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+/// `127.0.0.1:port`.
+pub fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}

@@ -1,0 +1,356 @@
+//! The receiving half of a channel: reassembly by offset.
+//!
+//! The store holds the window's bytes as a ring, followed by two bitmaps
+//! over the same ring positions: which bytes were received, and which bytes
+//! end a message. Bitmaps never run out of room, so any fragment inside the
+//! credit can always be stored: a packet the receiver acknowledges is never
+//! dropped for lack of bookkeeping, and a hole at the front can always be
+//! filled (no reassembly deadlock).
+
+use crate::storage::ByteStore;
+
+/// Why a fragment was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvError {
+    /// Data beyond the credit given: the peer broke flow control.
+    FlowControl,
+    /// A message would exceed the largest message this side accepts.
+    MessageTooLarge,
+}
+
+/// Store bytes needed for a receive window of `window` bytes.
+pub const fn recv_store_len(window: usize) -> usize {
+    window + 2 * window.div_ceil(8)
+}
+
+/// Incoming stream state of one channel.
+pub struct RecvChannel<B: ByteStore> {
+    store: B,
+    window: u64,
+    /// Next offset to deliver.
+    base: u64,
+    /// End of the received prefix starting at `base`.
+    contiguous: u64,
+    /// No message end lies in `[base, scanned)`.
+    scanned: u64,
+    /// Highest offset received (for connection-level accounting).
+    highest: u64,
+    /// Credit advertised to the peer: data must lie below it.
+    max_data: u64,
+    max_message: u64,
+}
+
+impl<B: ByteStore> RecvChannel<B> {
+    /// A channel with a receive window of `window` bytes (also the first
+    /// credit) accepting messages of up to `max_message` bytes.
+    pub fn new(window: usize, max_message: usize) -> Self {
+        let store = B::new(recv_store_len(window));
+        // A fixed store smaller than asked for shrinks the window to fit.
+        let cap = store.capacity();
+        let window = if cap >= recv_store_len(window) {
+            window
+        } else {
+            cap * 4 / 5
+        };
+        RecvChannel {
+            store,
+            window: window as u64,
+            base: 0,
+            contiguous: 0,
+            scanned: 0,
+            highest: 0,
+            max_data: window as u64,
+            max_message: max_message.min(window) as u64,
+        }
+    }
+
+    fn idx(&self, off: u64) -> usize {
+        (off % self.window) as usize
+    }
+
+    fn bit(&self, map: usize, off: u64) -> bool {
+        let i = self.idx(off);
+        let w = self.window as usize;
+        let byte = w + map * w.div_ceil(8) + i / 8;
+        self.store
+            .bytes()
+            .get(byte)
+            .is_some_and(|b| b & (1 << (i % 8)) != 0)
+    }
+
+    fn set_bits(&mut self, map: usize, from: u64, to: u64, value: bool) {
+        let w = self.window as usize;
+        let base = w + map * w.div_ceil(8);
+        let mut o = from;
+        let bytes = self.store.bytes_mut();
+        while o < to {
+            let i = (o % self.window) as usize;
+            // Whole bytes where aligned and not wrapping.
+            if i.is_multiple_of(8) && to - o >= 8 && i + 8 <= w {
+                bytes[base + i / 8] = if value { 0xff } else { 0 };
+                o += 8;
+                continue;
+            }
+            let b = &mut bytes[base + i / 8];
+            if value {
+                *b |= 1 << (i % 8);
+            } else {
+                *b &= !(1 << (i % 8));
+            }
+            o += 1;
+        }
+    }
+
+    /// Checks, without changing anything, whether a fragment respects the
+    /// credit.
+    pub fn check(&self, offset: u64, len: usize) -> Result<(), RecvError> {
+        let end = offset
+            .checked_add(len as u64)
+            .ok_or(RecvError::FlowControl)?;
+        if end > self.max_data {
+            return Err(RecvError::FlowControl);
+        }
+        Ok(())
+    }
+
+    /// Stores a fragment. Returns how many bytes raised the highest offset
+    /// (new connection-level data).
+    pub fn insert(&mut self, offset: u64, data: &[u8], fin: bool) -> Result<u64, RecvError> {
+        self.check(offset, data.len())?;
+        let end = offset + data.len() as u64;
+        if end <= self.base {
+            return Ok(0);
+        }
+        let start = offset.max(self.base);
+        let skip = (start - offset) as usize;
+        if start < end {
+            if self.store.bytes().is_empty() {
+                // First data since the buffer was released: allocate it
+                // zeroed, so the bitmaps start clear.
+                let _ = self.store.bytes_mut();
+            }
+            ring_write_window(&mut self.store, self.window, start, &data[skip..]);
+            self.set_bits(0, start, end, true);
+        }
+        if fin && end > self.base {
+            self.set_bits(1, end - 1, end, true);
+        }
+        let grew = end.saturating_sub(self.highest);
+        self.highest = self.highest.max(end);
+        while self.contiguous < self.highest && self.bit(0, self.contiguous) {
+            self.contiguous += 1;
+        }
+        if self.contiguous - self.base > self.max_message
+            && self.peek_end_within(self.base + self.max_message).is_none()
+        {
+            return Err(RecvError::MessageTooLarge);
+        }
+        Ok(grew)
+    }
+
+    fn peek_end_within(&self, limit: u64) -> Option<u64> {
+        let mut o = self.scanned.max(self.base);
+        let limit = limit.min(self.contiguous);
+        while o < limit {
+            if self.bit(1, o) {
+                return Some(o + 1);
+            }
+            o += 1;
+        }
+        None
+    }
+
+    /// Length of the next complete message, if there is one.
+    pub fn peek_len(&mut self) -> Option<usize> {
+        match self.peek_end_within(self.contiguous) {
+            Some(end) => {
+                self.scanned = end - 1;
+                Some((end - self.base) as usize)
+            }
+            None => {
+                self.scanned = self.contiguous;
+                None
+            }
+        }
+    }
+
+    /// Whether a complete message is waiting.
+    pub fn is_readable(&self) -> bool {
+        self.peek_end_within(self.contiguous).is_some()
+    }
+
+    /// Copies the next complete message into `out` and consumes it. Returns
+    /// its length, or `Err(len)` if `out` is too short (nothing consumed).
+    pub fn read(&mut self, out: &mut [u8]) -> Option<Result<usize, usize>> {
+        let len = self.peek_len()?;
+        if out.len() < len {
+            return Some(Err(len));
+        }
+        ring_read_window(&self.store, self.window, self.base, &mut out[..len]);
+        let end = self.base + len as u64;
+        self.set_bits(0, self.base, end, false);
+        self.set_bits(1, self.base, end, false);
+        self.base = end;
+        self.scanned = end;
+        if self.highest == self.base {
+            self.store.release();
+        }
+        Some(Ok(len))
+    }
+
+    /// Bytes delivered to the application so far.
+    pub fn consumed(&self) -> u64 {
+        self.base
+    }
+
+    /// The credit to advertise if it moved by at least half a window since
+    /// the last advertisement, or at once if the peer used all of it;
+    /// records it as advertised.
+    pub fn credit_update(&mut self) -> Option<u64> {
+        let target = self.base + self.window;
+        let exhausted = self.highest >= self.max_data;
+        if target > self.max_data && (target >= self.max_data + self.window / 2 || exhausted) {
+            self.max_data = target;
+            return Some(target);
+        }
+        None
+    }
+
+    /// The credit last advertised.
+    pub fn max_data(&self) -> u64 {
+        self.max_data
+    }
+
+    /// Bytes of RAM the buffer holds.
+    pub fn allocated(&self) -> usize {
+        self.store.allocated()
+    }
+
+    /// Internal state, for debugging.
+    #[cfg(feature = "std")]
+    pub fn debug(&self) -> std::string::String {
+        std::format!(
+            "base={} contiguous={} highest={} max={}",
+            self.base,
+            self.contiguous,
+            self.highest,
+            self.max_data
+        )
+    }
+}
+
+/// Ring write over the first `window` bytes of the store.
+fn ring_write_window<B: ByteStore>(store: &mut B, window: u64, offset: u64, data: &[u8]) {
+    let w = window as usize;
+    let buf = &mut store.bytes_mut()[..w];
+    let start = (offset % window) as usize;
+    let first = data.len().min(w - start);
+    buf[start..start + first].copy_from_slice(&data[..first]);
+    let rest = &data[first..];
+    buf[..rest.len()].copy_from_slice(rest);
+}
+
+/// Ring read over the first `window` bytes of the store.
+fn ring_read_window<B: ByteStore>(store: &B, window: u64, offset: u64, out: &mut [u8]) {
+    let w = window as usize;
+    let buf = &store.bytes()[..w];
+    let start = (offset % window) as usize;
+    let first = out.len().min(w - start);
+    out[..first].copy_from_slice(&buf[start..start + first]);
+    let rest = out.len() - first;
+    out[first..].copy_from_slice(&buf[..rest]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::FixedBytes;
+    use proptest::prelude::*;
+
+    type Store = FixedBytes<{ recv_store_len(64) }>;
+
+    #[test]
+    fn out_of_order_fragments_make_whole_messages_in_order() {
+        let mut c = RecvChannel::<FixedBytes<{ recv_store_len(32) }>>::new(32, 32);
+        assert_eq!(c.insert(5, b"world", true), Ok(10));
+        assert_eq!(c.peek_len(), None);
+        assert_eq!(c.insert(2, b"llo", true), Ok(0));
+        assert_eq!(c.peek_len(), None);
+        assert_eq!(c.insert(0, b"he", false), Ok(0));
+        let mut out = [0u8; 8];
+        assert_eq!(c.read(&mut out[..4]), Some(Err(5)));
+        assert_eq!(c.read(&mut out), Some(Ok(5)));
+        assert_eq!(&out[..5], b"hello");
+        // Duplicate of delivered data is ignored.
+        assert_eq!(c.insert(0, b"hello", true), Ok(0));
+        assert_eq!(c.read(&mut out), Some(Ok(5)));
+        assert_eq!(&out[..5], b"world");
+        assert_eq!(c.read(&mut out), None);
+    }
+
+    #[test]
+    fn credit_and_size_limits_hold() {
+        let mut c = RecvChannel::<FixedBytes<{ recv_store_len(16) }>>::new(16, 8);
+        assert_eq!(c.insert(10, &[0; 7], false), Err(RecvError::FlowControl));
+        assert_eq!(c.insert(0, &[0; 8], true), Ok(8));
+        assert_eq!(c.credit_update(), None);
+        let mut out = [0u8; 8];
+        c.read(&mut out).unwrap().unwrap();
+        assert_eq!(c.credit_update(), Some(24));
+        assert_eq!(c.max_data(), 24);
+        // Nine contiguous bytes and no end within eight: too large.
+        assert_eq!(c.insert(8, &[0; 9], false), Err(RecvError::MessageTooLarge));
+    }
+
+    proptest! {
+        /// Messages cut into fragments, delivered in any order with
+        /// duplicates, come out whole and in order, across ring wraps.
+        #[test]
+        fn reassembly_matches_the_model(
+            sizes in proptest::collection::vec(1usize..20, 1..40),
+            order_seed in any::<u64>(),
+            cut in 1usize..9,
+        ) {
+            let mut c = RecvChannel::<Store>::new(64, 32);
+            let mut stream = std::vec::Vec::new();
+            let mut ends = std::vec::Vec::new();
+            for (i, &s) in sizes.iter().enumerate() {
+                stream.extend((0..s).map(|j| (i * 31 + j) as u8));
+                ends.push(stream.len());
+            }
+            // Fragments of at most `cut` bytes that never cross a message end.
+            let mut frags = std::vec::Vec::new();
+            let mut start = 0;
+            for &e in &ends {
+                while start < e {
+                    let end = (start + cut).min(e);
+                    frags.push((start, end, end == e));
+                    start = end;
+                }
+            }
+            let mut delivered = std::vec::Vec::new();
+            let mut out = [0u8; 64];
+            let mut rng = order_seed;
+            let mut pending = frags.clone();
+            while !pending.is_empty() {
+                // Pick a fragment within the credit, pseudo-randomly.
+                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let allowed: std::vec::Vec<usize> = (0..pending.len())
+                    .filter(|&k| pending[k].1 as u64 <= c.max_data()).collect();
+                prop_assert!(!allowed.is_empty());
+                let k = allowed[(rng >> 33) as usize % allowed.len()];
+                let (s, e, fin) = pending[k];
+                c.insert(s as u64, &stream[s..e], fin).unwrap();
+                if rng & 1 == 0 { pending.swap_remove(k); } // else: delivered again later
+                while let Some(Ok(n)) = c.read(&mut out) {
+                    delivered.push(out[..n].to_vec());
+                }
+                let _ = c.credit_update();
+            }
+            let mut expect = std::vec::Vec::new();
+            let mut s = 0;
+            for &e in &ends { expect.push(stream[s..e].to_vec()); s = e; }
+            prop_assert_eq!(delivered, expect);
+        }
+    }
+}

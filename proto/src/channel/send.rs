@@ -1,0 +1,309 @@
+//! The sending half of a channel.
+
+use crate::range_set::RangeSet;
+use crate::storage::{ByteStore, ring_read, ring_write};
+use heapless::Deque;
+
+/// Most messages a channel keeps unacknowledged at once.
+pub const MAX_QUEUED_MESSAGES: usize = 64;
+/// Ranges tracked for acknowledged and lost bytes.
+const RANGES: usize = 16;
+
+/// Why a message was not accepted; each clears by itself as the peer
+/// acknowledges or grants credit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendBlocked {
+    /// The channel's send buffer is full of unacknowledged data.
+    Buffer,
+    /// The peer's credit for this channel is used up.
+    ChannelCredit,
+    /// The peer's credit for the whole connection is used up.
+    ConnectionCredit,
+    /// Too many messages are queued on this channel.
+    Queue,
+}
+
+/// Outgoing stream state of one channel.
+pub struct SendChannel<B: ByteStore> {
+    buf: B,
+    /// Lowest offset not yet acknowledged (the ring's start).
+    base: u64,
+    /// End of the data the application queued.
+    write_off: u64,
+    /// End of the data sent at least once.
+    sent_off: u64,
+    /// Acknowledged ranges above `base`.
+    acked: RangeSet<RANGES>,
+    /// Ranges declared lost and not yet sent again.
+    lost: RangeSet<RANGES>,
+    /// End offsets of messages not yet fully acknowledged, ascending.
+    ends: Deque<u64, MAX_QUEUED_MESSAGES>,
+    /// Peer credit: data may be sent below this offset.
+    max_data: u64,
+}
+
+impl<B: ByteStore> SendChannel<B> {
+    /// A channel with a send buffer of `window` bytes and initial peer
+    /// credit `max_data`.
+    pub fn new(window: usize, max_data: u64) -> Self {
+        SendChannel {
+            buf: B::new(window),
+            base: 0,
+            write_off: 0,
+            sent_off: 0,
+            acked: RangeSet::new(),
+            lost: RangeSet::new(),
+            ends: Deque::new(),
+            max_data,
+        }
+    }
+
+    /// Bytes of buffer free for new messages.
+    pub fn free(&self) -> usize {
+        self.buf.capacity() - (self.write_off - self.base) as usize
+    }
+
+    /// Largest message this channel can ever hold.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Queues a whole message. `conn_blocked` tells whether the connection
+    /// credit is what holds unsent data back, for the error's reason.
+    pub fn push(&mut self, msg: &[u8], conn_blocked: bool) -> Result<(), SendBlocked> {
+        if self.ends.is_full() {
+            return Err(SendBlocked::Queue);
+        }
+        if msg.len() > self.free() {
+            let unsent = self.write_off > self.sent_off;
+            return Err(if unsent && self.sent_off >= self.max_data {
+                SendBlocked::ChannelCredit
+            } else if unsent && conn_blocked {
+                SendBlocked::ConnectionCredit
+            } else {
+                SendBlocked::Buffer
+            });
+        }
+        ring_write(&mut self.buf, self.write_off, msg);
+        self.write_off += msg.len() as u64;
+        // Checked non-full above.
+        let _ = self.ends.push_back(self.write_off);
+        Ok(())
+    }
+
+    /// Whether anything is waiting to be sent (lost or new within credit).
+    pub fn has_pending(&self, conn_credit: u64) -> bool {
+        !self.lost.is_empty() || (self.sendable_new() > 0 && conn_credit > 0)
+    }
+
+    /// New bytes sendable under the channel credit.
+    pub fn sendable_new(&self) -> u64 {
+        self.write_off
+            .min(self.max_data)
+            .saturating_sub(self.sent_off)
+    }
+
+    /// Whether unsent data is held back by this channel's credit.
+    pub fn is_blocked_by_credit(&self) -> bool {
+        self.write_off > self.sent_off && self.sent_off >= self.max_data
+    }
+
+    /// The credit limit the peer gave (for CHANNEL_BLOCKED).
+    pub fn max_data(&self) -> u64 {
+        self.max_data
+    }
+
+    /// Raises the peer credit (MAX_CHANNEL_DATA); lower values are ignored.
+    pub fn set_max_data(&mut self, max: u64) {
+        self.max_data = self.max_data.max(max);
+    }
+
+    /// The next range to send, at most `max` bytes and never past the end
+    /// of a message: lost data first, then new data within `conn_credit`
+    /// new bytes. Returns `(offset, len, fin, is_new)`.
+    pub fn next_range(&mut self, max: usize, conn_credit: u64) -> Option<(u64, usize, bool, bool)> {
+        if max == 0 {
+            return None;
+        }
+        if let Some((s, e)) = self.lost.first() {
+            let end = self.cut(s, e.min(s + max as u64));
+            self.lost.remove(s, end);
+            return Some((s, (end - s) as usize, self.is_end(end), false));
+        }
+        let new = self.sendable_new().min(conn_credit).min(max as u64);
+        if new == 0 {
+            return None;
+        }
+        let s = self.sent_off;
+        let end = self.cut(s, s + new);
+        self.sent_off = end;
+        Some((s, (end - s) as usize, self.is_end(end), true))
+    }
+
+    /// Offset of the range [`next_range`](Self::next_range) would return.
+    pub fn peek_offset(&self) -> Option<u64> {
+        match self.lost.first() {
+            Some((s, _)) => Some(s),
+            None => (self.sendable_new() > 0).then_some(self.sent_off),
+        }
+    }
+
+    /// Cuts `[s, e)` at the first message end inside it.
+    fn cut(&self, s: u64, e: u64) -> u64 {
+        self.ends
+            .iter()
+            .copied()
+            .find(|&end| end > s)
+            .map_or(e, |end| end.min(e))
+    }
+
+    fn is_end(&self, off: u64) -> bool {
+        self.ends.iter().any(|&e| e == off)
+    }
+
+    /// Copies stream bytes `[off, off + out.len())` into `out`.
+    pub fn read(&self, off: u64, out: &mut [u8]) {
+        ring_read(&self.buf, off, out);
+    }
+
+    /// `[s, e)` was acknowledged. Frees the buffer as the low end fills in.
+    pub fn on_acked(&mut self, s: u64, e: u64) {
+        let s = s.max(self.base);
+        if s >= e {
+            return;
+        }
+        self.lost.remove(s, e);
+        if self.acked.insert(s, e).is_err() {
+            // Out of ranges to remember it: queue it to be sent again, so
+            // every byte stays acknowledged, queued or in flight (a
+            // spurious retransmission, never a stall).
+            self.mark_lost(s, e);
+            return;
+        }
+        if let Some((fs, fe)) = self.acked.first()
+            && fs <= self.base
+        {
+            self.base = fe;
+            self.acked.remove_below(fe);
+            while self.ends.front().is_some_and(|&end| end <= self.base) {
+                self.ends.pop_front();
+            }
+            if self.base == self.write_off {
+                self.buf.release();
+            }
+        }
+    }
+
+    /// `[s, e)` was in a lost packet: send again what is not acknowledged.
+    pub fn on_lost(&mut self, s: u64, e: u64) {
+        let s = s.max(self.base);
+        if s >= e {
+            return;
+        }
+        // Skip parts already acknowledged by another packet.
+        let mut cur = s;
+        let acked = self.acked.clone();
+        for (as_, ae) in acked.iter() {
+            if ae <= cur || as_ >= e {
+                continue;
+            }
+            if as_ > cur {
+                self.mark_lost(cur, as_);
+            }
+            cur = cur.max(ae);
+        }
+        if cur < e {
+            self.mark_lost(cur, e);
+        }
+    }
+
+    fn mark_lost(&mut self, s: u64, e: u64) {
+        if self.lost.insert(s, e).is_err() {
+            // Out of ranges: widen the oldest range to cover everything up
+            // to this one; resending acked bytes is harmless.
+            let (fs, _) = self.lost.first().unwrap_or((s, e));
+            let low = fs.min(s);
+            self.lost = RangeSet::new();
+            let _ = self.lost.insert(low, e.max(self.sent_off.min(e)));
+        }
+    }
+
+    /// Whether every queued byte was acknowledged.
+    pub fn is_idle(&self) -> bool {
+        self.base == self.write_off
+    }
+
+    /// Bytes queued and not yet acknowledged.
+    pub fn unacked(&self) -> u64 {
+        self.write_off - self.base
+    }
+
+    /// Internal state, for debugging.
+    #[cfg(feature = "std")]
+    pub fn debug(&self) -> std::string::String {
+        std::format!(
+            "base={} sent={} write={} max={} acked={:?} lost={:?} ends={}",
+            self.base,
+            self.sent_off,
+            self.write_off,
+            self.max_data,
+            self.acked.iter().collect::<std::vec::Vec<_>>(),
+            self.lost.iter().collect::<std::vec::Vec<_>>(),
+            self.ends.len()
+        )
+    }
+
+    /// Bytes of RAM the buffer holds.
+    pub fn allocated(&self) -> usize {
+        self.buf.allocated()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::FixedBytes;
+
+    #[test]
+    fn fragments_stop_at_message_ends_and_lost_data_goes_first() {
+        let mut c = SendChannel::<FixedBytes<64>>::new(64, 1000);
+        c.push(b"hello", false).unwrap();
+        c.push(b"world!", false).unwrap();
+        assert_eq!(c.next_range(100, 100), Some((0, 5, true, true)));
+        assert_eq!(c.next_range(3, 100), Some((5, 3, false, true)));
+        assert_eq!(c.next_range(100, 100), Some((8, 3, true, true)));
+        assert_eq!(c.next_range(100, 100), None);
+        c.on_lost(0, 5);
+        c.on_acked(5, 8);
+        c.on_lost(5, 11);
+        assert_eq!(c.next_range(100, 100), Some((0, 5, true, false)));
+        assert_eq!(c.next_range(100, 100), Some((8, 3, true, false)));
+        let mut out = [0u8; 3];
+        c.read(8, &mut out);
+        assert_eq!(&out, b"ld!");
+        c.on_acked(0, 5);
+        assert!(!c.is_idle());
+        c.on_acked(8, 11);
+        assert!(c.is_idle());
+    }
+
+    #[test]
+    fn backpressure_names_its_reason() {
+        let mut c = SendChannel::<FixedBytes<16>>::new(16, 4);
+        c.push(&[1; 10], false).unwrap();
+        assert_eq!(c.next_range(100, 100), Some((0, 4, false, true)));
+        assert_eq!(c.push(&[2; 10], false), Err(SendBlocked::ChannelCredit));
+        c.set_max_data(100);
+        assert_eq!(c.next_range(100, 0), None, "no connection credit");
+        assert_eq!(c.push(&[2; 10], true), Err(SendBlocked::ConnectionCredit));
+        assert_eq!(c.next_range(100, 100), Some((4, 6, true, true)));
+        assert_eq!(c.push(&[2; 10], false), Err(SendBlocked::Buffer));
+        c.on_acked(0, 10);
+        c.push(&[2; 10], false).unwrap();
+        // Ring wrap-around keeps the bytes intact.
+        assert_eq!(c.next_range(100, 100), Some((10, 10, true, true)));
+        let mut out = [0u8; 10];
+        c.read(10, &mut out);
+        assert_eq!(out, [2; 10]);
+    }
+}

@@ -1,0 +1,761 @@
+//! One Tern session: handshake, records, frames, reliability, channels.
+//!
+//! See the crate root for the driving contract. The connection is split
+//! over a few files: this one holds the state and the application API,
+//! `input.rs` handles received datagrams, `output.rs` builds packets, and
+//! `timers.rs` computes and handles deadlines.
+
+mod error;
+mod input;
+mod output;
+pub mod params;
+mod sent;
+mod stats;
+mod timers;
+
+pub use error::{
+    ConnectError, ConnectionError, MAX_REASON, Reason, SendError, TransmitError, code,
+};
+pub use stats::{DropCounts, DropReason, Stats};
+
+use crate::channel::{RecvChannel, SendBlocked, SendChannel};
+use crate::config::Config;
+use crate::crypto::{CryptoProvider, RustCrypto};
+use crate::noise::{CipherState, HandshakeState};
+use crate::packet::ReplayWindow;
+use crate::range_set::RangeSet;
+use crate::recovery::{NewReno, RttEstimator};
+use crate::storage::ByteStore;
+use crate::time::Instant;
+use core::net::SocketAddr;
+use core::time::Duration;
+use params::Params;
+use sent::SentQueue;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// Largest handshake flight kept for retransmission.
+pub(crate) const MAX_FLIGHT: usize = 256;
+/// Packet-number ranges remembered for acknowledgements.
+pub(crate) const ACK_RANGES: usize = 16;
+/// Events buffered before the application polls them.
+const EVENTS: usize = 64;
+
+/// Which end of the session this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// Sent the first handshake message.
+    Client,
+    /// Answered it.
+    Server,
+}
+
+/// Keys for the handshake. Private material is zeroized on drop.
+#[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
+pub struct Credentials {
+    /// This side's static private key (patterns that authenticate it).
+    pub private_key: Option<[u8; 32]>,
+    /// The peer's static public key, where the pattern needs it up front
+    /// (the server's key for IK and NK clients).
+    pub remote_public_key: Option<[u8; 32]>,
+    /// Pre-shared key, for the psk patterns.
+    pub psk: Option<[u8; 32]>,
+}
+
+/// What happened, for the application.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake finished; channels and datagrams can be used.
+    Connected,
+    /// The peer started using a channel this side had not used.
+    ChannelOpened(u32),
+    /// A channel has a complete message to read.
+    Readable(u32),
+    /// A channel that refused a message has room again.
+    Writable(u32),
+    /// An unreliable datagram arrived.
+    DatagramReceived,
+    /// The connection ended; no event follows this one.
+    Closed(ConnectionError),
+}
+
+/// Where a packet produced by `poll_transmit` goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination address.
+    pub destination: SocketAddr,
+    /// Bytes of the caller's buffer that hold the packet.
+    pub len: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    Handshaking,
+    Established,
+    /// The application asked to close: data still unacknowledged is sent
+    /// first, then CLOSE.
+    Flushing,
+    /// CLOSE sent; waiting for its acknowledgement or the peer's CLOSE.
+    Closing,
+    /// The peer's CLOSE arrived; only an acknowledgement goes out.
+    Draining,
+    Closed,
+}
+
+pub(crate) struct Channel<B: ByteStore> {
+    pub(crate) id: u32,
+    pub(crate) send: SendChannel<B>,
+    pub(crate) recv: RecvChannel<B>,
+    /// A Readable event is outstanding.
+    pub(crate) readable_signalled: bool,
+    /// A send was refused; signal Writable when it would pass.
+    pub(crate) want_writable: bool,
+    /// Our credit for this channel must be sent (again).
+    pub(crate) credit_pending: bool,
+    /// CHANNEL_BLOCKED should be sent.
+    pub(crate) blocked_pending: bool,
+    /// The credit limit at which CHANNEL_BLOCKED was last sent.
+    pub(crate) blocked_sent_at: u64,
+}
+
+/// A datagram queue in a fixed ring of bytes: `[len: u16][bytes]` records.
+pub(crate) struct DatagramQueue<B: ByteStore> {
+    buf: B,
+    head: u64,
+    tail: u64,
+    count: usize,
+    max_count: usize,
+}
+
+impl<B: ByteStore> DatagramQueue<B> {
+    fn new(bytes: usize, max_count: usize) -> Self {
+        DatagramQueue {
+            buf: B::new(bytes),
+            head: 0,
+            tail: 0,
+            count: 0,
+            max_count,
+        }
+    }
+    fn push(&mut self, d: &[u8]) -> bool {
+        let need = 2 + d.len() as u64;
+        if self.count >= self.max_count || self.tail - self.head + need > self.buf.capacity() as u64
+        {
+            return false;
+        }
+        crate::storage::ring_write(&mut self.buf, self.tail, &(d.len() as u16).to_be_bytes());
+        crate::storage::ring_write(&mut self.buf, self.tail + 2, d);
+        self.tail += need;
+        self.count += 1;
+        true
+    }
+    fn front_len(&self) -> Option<usize> {
+        if self.count == 0 {
+            return None;
+        }
+        let mut l = [0u8; 2];
+        crate::storage::ring_read(&self.buf, self.head, &mut l);
+        Some(usize::from(u16::from_be_bytes(l)))
+    }
+    /// Copies the front datagram into `out` (which must be long enough)
+    /// and removes it.
+    fn pop_into(&mut self, out: &mut [u8]) -> Option<usize> {
+        let len = self.front_len()?;
+        crate::storage::ring_read(&self.buf, self.head + 2, &mut out[..len]);
+        self.head += 2 + len as u64;
+        self.count -= 1;
+        if self.count == 0 {
+            self.buf.release();
+        }
+        Some(len)
+    }
+}
+
+/// A Tern session, client or server side. See the crate documentation for
+/// the driving loop.
+///
+/// `B` stores channel bytes ([`crate::storage::FixedBytes`] without an
+/// allocator), `CH` is the most channels it tracks, `SENT` the most packets
+/// it keeps in flight, `P` the crypto provider.
+pub struct Connection<
+    B: ByteStore,
+    const CH: usize,
+    const SENT: usize,
+    P: CryptoProvider + Clone + Default = RustCrypto,
+> {
+    pub(crate) config: Config,
+    pub(crate) side: Side,
+    pub(crate) state: State,
+    pub(crate) local_id: u32,
+    pub(crate) remote_id: u32,
+    pub(crate) peer: SocketAddr,
+    pub(crate) peer_params: Option<Params>,
+
+    pub(crate) hs: Option<HandshakeState<P>>,
+    pub(crate) flight: [u8; MAX_FLIGHT],
+    pub(crate) flight_len: usize,
+    pub(crate) flight_pending: bool,
+    /// Keep the flight until the peer proves it has the session keys.
+    pub(crate) flight_kept: bool,
+    /// Handshake message index of the flight.
+    pub(crate) flight_index: u8,
+    /// The flight holds the final handshake message.
+    pub(crate) last_flight_final: bool,
+    /// The peer's parameters were refused: close once keys are in place.
+    pub(crate) params_refused: bool,
+    pub(crate) hs_retx_at: Option<Instant>,
+    pub(crate) hs_retx_count: u32,
+    pub(crate) started: Instant,
+
+    pub(crate) tx_key: Option<CipherState<P>>,
+    pub(crate) rx_key: Option<CipherState<P>>,
+    pub(crate) next_pn: u64,
+    pub(crate) largest_acked: Option<u64>,
+    pub(crate) replay: ReplayWindow,
+    pub(crate) rx_pns: RangeSet<ACK_RANGES>,
+    pub(crate) largest_rx_at: Instant,
+    pub(crate) ack_eliciting_unacked: u32,
+    pub(crate) ack_at: Option<Instant>,
+    pub(crate) sent: SentQueue<SENT>,
+    pub(crate) rtt: RttEstimator,
+    pub(crate) cc: NewReno,
+    pub(crate) pto_count: u32,
+    pub(crate) loss_at: Option<Instant>,
+    pub(crate) last_eliciting_sent: Option<Instant>,
+    pub(crate) probes_pending: u8,
+    pub(crate) last_rx: Instant,
+    /// Start of the current stretch with unacknowledged data, moved on
+    /// by every acknowledgement that frees data (the delivery timer).
+    pub(crate) progress_at: Option<Instant>,
+
+    pub(crate) channels: heapless::Vec<Channel<B>, CH>,
+    pub(crate) next_channel: u32,
+    pub(crate) rr: usize,
+    /// Connection credit the peer gave, and new bytes sent against it.
+    pub(crate) tx_max_data: u64,
+    pub(crate) tx_data: u64,
+    /// Connection credit we gave, bytes received against it, and consumed.
+    pub(crate) rx_max_data: u64,
+    pub(crate) rx_data: u64,
+    pub(crate) max_data_pending: bool,
+    pub(crate) data_blocked_pending: bool,
+    pub(crate) ping_pending: bool,
+    /// The peer has proven it holds the session keys: data may be sent.
+    pub(crate) confirmed: bool,
+    /// Credit limits at which DATA_BLOCKED / CHANNEL_BLOCKED were last sent.
+    pub(crate) blocked_sent_at: u64,
+
+    pub(crate) dgram_tx: DatagramQueue<B>,
+    pub(crate) dgram_rx: DatagramQueue<B>,
+
+    pub(crate) close_code: u32,
+    pub(crate) close_reason: Reason,
+    pub(crate) close_pending: bool,
+    pub(crate) close_at: Option<Instant>,
+    pub(crate) ack_only_pending: bool,
+
+    pub(crate) events: heapless::Deque<Event, EVENTS>,
+    pub(crate) closed_signalled: bool,
+    pub(crate) stats: Stats,
+}
+
+impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone + Default>
+    Connection<B, CH, SENT, P>
+{
+    pub(crate) fn blank(
+        config: Config,
+        side: Side,
+        now: Instant,
+        local_id: u32,
+        peer: SocketAddr,
+    ) -> Self {
+        let dgram_bytes =
+            usize::from(config.max_datagram_size).saturating_add(2) * config.datagram_queue;
+        Connection {
+            side,
+            state: State::Handshaking,
+            local_id,
+            remote_id: 0,
+            peer,
+            peer_params: None,
+            hs: None,
+            flight: [0; MAX_FLIGHT],
+            flight_len: 0,
+            flight_pending: false,
+            flight_kept: false,
+            flight_index: 0,
+            last_flight_final: false,
+            params_refused: false,
+            hs_retx_at: None,
+            hs_retx_count: 0,
+            started: now,
+            tx_key: None,
+            rx_key: None,
+            next_pn: 0,
+            largest_acked: None,
+            replay: ReplayWindow::new(usize::from(config.replay_window)),
+            rx_pns: RangeSet::new(),
+            largest_rx_at: now,
+            ack_eliciting_unacked: 0,
+            ack_at: None,
+            sent: SentQueue::new(),
+            rtt: RttEstimator::new(config.initial_rtt),
+            cc: NewReno::new(
+                usize::from(config.max_packet_size),
+                config.congestion_control,
+            ),
+            pto_count: 0,
+            loss_at: None,
+            last_eliciting_sent: None,
+            probes_pending: 0,
+            last_rx: now,
+            progress_at: None,
+            channels: heapless::Vec::new(),
+            next_channel: if side == Side::Client { 0 } else { 1 },
+            rr: 0,
+            tx_max_data: 0,
+            tx_data: 0,
+            rx_max_data: config.connection_window,
+            rx_data: 0,
+            max_data_pending: false,
+            data_blocked_pending: false,
+            ping_pending: false,
+            confirmed: false,
+            blocked_sent_at: u64::MAX,
+            dgram_tx: DatagramQueue::new(dgram_bytes, config.datagram_queue),
+            dgram_rx: DatagramQueue::new(dgram_bytes, config.datagram_queue),
+            close_code: 0,
+            close_reason: Reason::new(""),
+            close_pending: false,
+            close_at: None,
+            ack_only_pending: false,
+            events: heapless::Deque::new(),
+            closed_signalled: false,
+            stats: Stats {
+                started: now,
+                ..Stats::default()
+            },
+            config,
+        }
+    }
+
+    pub(crate) fn validate(config: &Config) -> Result<(), ConnectError> {
+        let store = B::new(crate::channel::recv_store_len(
+            config.channel_window as usize,
+        ));
+        if store.capacity() < crate::channel::recv_store_len(config.channel_window as usize) {
+            return Err(ConnectError::InvalidConfig(
+                "channel_window too large for the connection's byte store",
+            ));
+        }
+        if config.max_message_size > config.channel_window {
+            return Err(ConnectError::InvalidConfig(
+                "max_message_size exceeds channel_window",
+            ));
+        }
+        if config.max_packet_size < 256 {
+            return Err(ConnectError::InvalidConfig("max_packet_size below 256"));
+        }
+        if config.max_channels as usize > CH {
+            return Err(ConnectError::InvalidConfig(
+                "max_channels exceeds the connection's channel capacity",
+            ));
+        }
+        if usize::from(config.max_datagram_size) + 64 > usize::from(config.max_packet_size) {
+            return Err(ConnectError::InvalidConfig(
+                "max_datagram_size does not fit in a packet",
+            ));
+        }
+        Ok(())
+    }
+
+    // ----- identity and state -----
+
+    /// Client or server.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// Our session id (the receiver id in packets sent to us).
+    pub fn local_id(&self) -> u32 {
+        self.local_id
+    }
+
+    /// The peer's session id (0 until known).
+    pub fn remote_id(&self) -> u32 {
+        self.remote_id
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether the handshake finished and the connection is open.
+    pub fn is_established(&self) -> bool {
+        self.state == State::Established
+    }
+
+    /// Whether the connection has ended (its `Closed` event may still be
+    /// waiting to be polled).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// The peer's handshake parameters, once received.
+    pub fn peer_params(&self) -> Option<&Params> {
+        self.peer_params.as_ref()
+    }
+
+    /// The statistics so far.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats;
+        s.smoothed_rtt = self.rtt.smoothed();
+        s.min_rtt = self.rtt.min();
+        s.congestion_window = self.cc.window();
+        s
+    }
+
+    /// Bytes of RAM the channel and datagram buffers hold now.
+    pub fn buffer_bytes(&self) -> usize {
+        self.channels
+            .iter()
+            .map(|c| c.send.allocated() + c.recv.allocated())
+            .sum::<usize>()
+            + self.dgram_tx.buf.allocated()
+            + self.dgram_rx.buf.allocated()
+    }
+
+    /// The next event, if any. Poll until `None` after every input.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub(crate) fn push_event(&mut self, e: Event) {
+        if self.closed_signalled {
+            return;
+        }
+        if let Event::Closed(_) = e {
+            self.closed_signalled = true;
+            // The final event must never be lost: make room if needed.
+            if self.events.is_full() {
+                self.events.pop_front();
+            }
+        } else if self.events.len() + 1 >= EVENTS {
+            // Keep the last slot for Closed; level-triggered events are
+            // re-signalled by state (readable channels stay readable).
+            return;
+        }
+        let _ = self.events.push_back(e);
+    }
+
+    // ----- channels -----
+
+    pub(crate) fn channel_index(&self, id: u32) -> Option<usize> {
+        self.channels.iter().position(|c| c.id == id)
+    }
+
+    /// Finds or creates channel `id`. `remote` says the peer used it first.
+    pub(crate) fn channel_or_create(&mut self, id: u32, remote: bool) -> Option<usize> {
+        if let Some(i) = self.channel_index(id) {
+            return Some(i);
+        }
+        let peer = self.peer_params?;
+        let window = self.config.channel_window as usize;
+        let ch = Channel {
+            id,
+            send: SendChannel::new(window, u64::from(peer.channel_window)),
+            recv: RecvChannel::new(window, self.config.max_message_size as usize),
+            readable_signalled: false,
+            want_writable: false,
+            credit_pending: false,
+            blocked_pending: false,
+            blocked_sent_at: u64::MAX,
+        };
+        self.channels.push(ch).ok()?;
+        if remote {
+            self.push_event(Event::ChannelOpened(id));
+        }
+        Some(self.channels.len() - 1)
+    }
+
+    /// Opens a new channel and returns its id (even ids for the client, odd
+    /// for the server, so both can open channels without colliding).
+    pub fn open_channel(&mut self) -> Result<u32, SendError> {
+        if self.state != State::Established {
+            return Err(SendError::NotConnected);
+        }
+        let limit = self
+            .peer_params
+            .map_or(0, |p| p.max_channels)
+            .min(self.config.max_channels);
+        while self.next_channel < limit {
+            let id = self.next_channel;
+            self.next_channel += 2;
+            if self.channel_index(id).is_none() {
+                return self
+                    .channel_or_create(id, false)
+                    .map(|_| id)
+                    .ok_or(SendError::InvalidChannel);
+            }
+        }
+        Err(SendError::InvalidChannel)
+    }
+
+    /// The largest message `send` accepts.
+    pub fn max_message_size(&self) -> usize {
+        let peer = self.peer_params.map_or(0, |p| p.max_message_size as usize);
+        peer.min(self.config.channel_window as usize)
+    }
+
+    /// Queues `msg` on `channel` for reliable, in-order delivery. Channel
+    /// ids below both sides' `max_channels` may be used directly; the first
+    /// use opens the channel.
+    ///
+    /// Never buffers beyond the channel window: when it is full, or the
+    /// peer's credit is exhausted, it returns `WouldBlock` with the reason,
+    /// and a [`Event::Writable`] follows when the message would fit.
+    pub fn send(&mut self, channel: u32, msg: &[u8]) -> Result<(), SendError> {
+        if self.state != State::Established {
+            return Err(SendError::NotConnected);
+        }
+        let max = self.max_message_size();
+        if msg.len() > max {
+            return Err(SendError::TooLarge { max });
+        }
+        let limit = self
+            .peer_params
+            .map_or(0, |p| p.max_channels)
+            .min(self.config.max_channels);
+        if channel >= limit {
+            return Err(SendError::InvalidChannel);
+        }
+        let conn_blocked = self.tx_data >= self.tx_max_data;
+        let i = self
+            .channel_or_create(channel, false)
+            .ok_or(SendError::InvalidChannel)?;
+        let ch = &mut self.channels[i];
+        match ch.send.push(msg, conn_blocked) {
+            Ok(()) => {
+                self.stats.tx_messages += 1;
+                Ok(())
+            }
+            Err(reason) => {
+                ch.want_writable = true;
+                // Tell the peer once per credit limit, not on every refusal.
+                if reason == SendBlocked::ChannelCredit && ch.blocked_sent_at != ch.send.max_data()
+                {
+                    ch.blocked_pending = true;
+                } else if reason == SendBlocked::ConnectionCredit
+                    && self.blocked_sent_at != self.tx_max_data
+                {
+                    self.data_blocked_pending = true;
+                }
+                Err(SendError::WouldBlock(reason))
+            }
+        }
+    }
+
+    /// Reads the next complete message of `channel` into `buf`. `Ok(None)`
+    /// when there is none; `Err(needed)` when `buf` is too short (nothing
+    /// is consumed).
+    pub fn recv(&mut self, channel: u32, buf: &mut [u8]) -> Result<Option<usize>, usize> {
+        let Some(i) = self.channel_index(channel) else {
+            return Ok(None);
+        };
+        let ch = &mut self.channels[i];
+        match ch.recv.read(buf) {
+            None => {
+                ch.readable_signalled = false;
+                Ok(None)
+            }
+            Some(Err(needed)) => Err(needed),
+            Some(Ok(n)) => {
+                self.stats.rx_messages += 1;
+                if ch.recv.credit_update().is_some() {
+                    ch.credit_pending = true;
+                }
+                if !ch.recv.is_readable() {
+                    ch.readable_signalled = false;
+                }
+                self.update_connection_credit();
+                Ok(Some(n))
+            }
+        }
+    }
+
+    /// Reads the next complete message of any channel, taking channels in
+    /// turn: `Ok(Some((channel, len)))`, `Ok(None)` when none is ready,
+    /// `Err(needed)` when `buf` is too short for the next one.
+    pub fn recv_any(&mut self, buf: &mut [u8]) -> Result<Option<(u32, usize)>, usize> {
+        let n = self.channels.len();
+        for k in 0..n {
+            let i = (self.rr + k) % n;
+            if self.channels[i].recv.is_readable() {
+                let id = self.channels[i].id;
+                return self.recv(id, buf).map(|r| r.map(|len| (id, len)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Raises the connection credit when half a window was consumed, or
+    /// at once when the peer has used all of it (so partly received
+    /// messages on several channels can never deadlock the credit).
+    pub(crate) fn update_connection_credit(&mut self) {
+        let consumed: u64 = self.channels.iter().map(|c| c.recv.consumed()).sum();
+        let window = self.config.connection_window;
+        let target = consumed + window;
+        let exhausted = self.rx_data >= self.rx_max_data;
+        if target > self.rx_max_data && (target >= self.rx_max_data + window / 2 || exhausted) {
+            self.rx_max_data = target;
+            self.max_data_pending = true;
+        }
+    }
+
+    /// Queues an unreliable datagram. It is sent once, in the next packet,
+    /// and never retransmitted.
+    pub fn send_datagram(&mut self, data: &[u8]) -> Result<(), SendError> {
+        if self.state != State::Established {
+            return Err(SendError::NotConnected);
+        }
+        let max = self
+            .peer_params
+            .map_or(0, |p| usize::from(p.max_datagram_size));
+        if data.len() > max {
+            return Err(SendError::TooLarge { max });
+        }
+        if !self.dgram_tx.push(data) {
+            return Err(SendError::WouldBlock(SendBlocked::Queue));
+        }
+        self.stats.tx_datagrams += 1;
+        Ok(())
+    }
+
+    /// Takes the oldest received datagram into `buf`. `Err(needed)` if
+    /// `buf` is too short (the datagram stays queued).
+    pub fn recv_datagram(&mut self, buf: &mut [u8]) -> Result<Option<usize>, usize> {
+        match self.dgram_rx.front_len() {
+            None => Ok(None),
+            Some(len) if len > buf.len() => Err(len),
+            Some(_) => Ok(self.dgram_rx.pop_into(buf)),
+        }
+    }
+
+    /// Closes the connection: data already queued is delivered first (until
+    /// the idle or delivery timeout), then CLOSE with `code` and `reason` is
+    /// sent and acknowledged. Ends with [`Event::Closed`].
+    pub fn close(&mut self, now: Instant, code: u32, reason: &str) {
+        self.close_code = code;
+        self.close_reason = Reason::new(reason);
+        match self.state {
+            State::Established => {
+                self.state = State::Flushing;
+                self.maybe_finish_flush(now);
+            }
+            State::Handshaking => {
+                // Nothing to flush and no keys to send CLOSE with.
+                self.finish(ConnectionError::LocallyClosed { code });
+            }
+            _ => {}
+        }
+    }
+
+    /// Closes at once with a CLOSE frame, without flushing queued data.
+    pub fn abort(&mut self, now: Instant, code: u32, reason: &str) {
+        self.close_code = code;
+        self.close_reason = Reason::new(reason);
+        match self.state {
+            State::Established | State::Flushing => self.start_closing(now),
+            State::Handshaking => self.finish(ConnectionError::LocallyClosed { code }),
+            _ => {}
+        }
+    }
+
+    pub(crate) fn maybe_finish_flush(&mut self, now: Instant) {
+        if self.state == State::Flushing && self.channels.iter().all(|c| c.send.is_idle()) {
+            self.start_closing(now);
+        }
+    }
+
+    pub(crate) fn start_closing(&mut self, now: Instant) {
+        self.state = State::Closing;
+        self.close_pending = true;
+        self.close_at = Some(now + self.three_pto());
+    }
+
+    /// Ends the connection because the peer misbehaved: CLOSE with `code`.
+    pub(crate) fn violation(&mut self, now: Instant, code: u32, reason: &str) {
+        if matches!(self.state, State::Closing | State::Draining | State::Closed) {
+            return;
+        }
+        self.close_code = code;
+        self.close_reason = Reason::new(reason);
+        self.start_closing(now);
+        self.push_event(Event::Closed(ConnectionError::ProtocolViolation { code }));
+    }
+
+    /// Ends the connection now, reporting `why`.
+    pub(crate) fn finish(&mut self, why: ConnectionError) {
+        self.state = State::Closed;
+        self.hs = None;
+        self.tx_key = None;
+        self.rx_key = None;
+        self.push_event(Event::Closed(why));
+    }
+
+    pub(crate) fn three_pto(&self) -> Duration {
+        (self.rtt.pto_base() + self.peer_max_ack_delay()) * 3
+    }
+
+    pub(crate) fn peer_max_ack_delay(&self) -> Duration {
+        self.peer_params.map_or(self.config.max_ack_delay, |p| {
+            Duration::from_millis(u64::from(p.max_ack_delay_ms))
+        })
+    }
+
+    /// Largest packet this connection sends.
+    pub fn max_packet_size(&self) -> usize {
+        let peer = self
+            .peer_params
+            .map_or(usize::from(self.config.max_packet_size), |p| {
+                usize::from(p.max_packet_size)
+            });
+        usize::from(self.config.max_packet_size).min(peer)
+    }
+}
+
+#[cfg(feature = "std")]
+impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone + Default>
+    Connection<B, CH, SENT, P>
+{
+    /// A dump of internal state for debugging tests; not a stable format.
+    #[doc(hidden)]
+    pub fn debug_dump(&self) -> std::string::String {
+        use core::fmt::Write;
+        let mut s = std::string::String::new();
+        let _ = writeln!(
+            s,
+            "{:?} state={:?} confirmed={} tx_data={}/{} rx_data={}/{} sent_live={} elic={}",
+            self.side,
+            self.state,
+            self.confirmed,
+            self.tx_data,
+            self.tx_max_data,
+            self.rx_data,
+            self.rx_max_data,
+            self.sent.iter().count(),
+            self.sent.eliciting()
+        );
+        for c in self.channels.iter() {
+            let _ = writeln!(
+                s,
+                "  ch{} send: {} recv: {}",
+                c.id,
+                c.send.debug(),
+                c.recv.debug()
+            );
+        }
+        s
+    }
+}

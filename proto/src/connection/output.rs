@@ -1,0 +1,400 @@
+//! Building packets: handshake flights and data packets.
+
+use super::sent::SentPacket;
+use super::{Connection, State, Transmit, TransmitError};
+use crate::crypto::{CryptoProvider, TAGLEN};
+use crate::frame::{CloseFrame, Frame, encode_ack};
+use crate::packet::{SHORT_HEADER_MAX, ShortHeader, encoded_pn_len};
+use crate::storage::ByteStore;
+use crate::time::Instant;
+
+/// CBOR head length for `v`.
+fn head_len(v: u64) -> usize {
+    match v {
+        0..=23 => 1,
+        24..=0xff => 2,
+        0x100..=0xffff => 3,
+        0x1_0000..=0xffff_ffff => 5,
+        _ => 9,
+    }
+}
+
+/// Writes a shortest-form CBOR head.
+fn head(out: &mut [u8], major: u8, v: u64) -> usize {
+    let m = major << 5;
+    let n = head_len(v);
+    match n {
+        1 => out[0] = m | v as u8,
+        2 => {
+            out[0] = m | 24;
+            out[1] = v as u8;
+        }
+        3 => {
+            out[0] = m | 25;
+            out[1..3].copy_from_slice(&(v as u16).to_be_bytes());
+        }
+        5 => {
+            out[0] = m | 26;
+            out[1..5].copy_from_slice(&(v as u32).to_be_bytes());
+        }
+        _ => {
+            out[0] = m | 27;
+            out[1..9].copy_from_slice(&v.to_be_bytes());
+        }
+    }
+    n
+}
+
+/// Bytes of a MESSAGE frame around `len` data bytes.
+fn message_overhead(channel: u32, offset: u64, len: usize) -> usize {
+    // array(5), type 3, channel, offset, fin, bstr head
+    1 + 1 + head_len(u64::from(channel)) + head_len(offset) + 1 + head_len(len as u64)
+}
+
+/// Most data bytes a MESSAGE frame fits in `space`.
+fn max_message_data(channel: u32, offset: u64, space: usize) -> usize {
+    let fixed = 1 + 1 + head_len(u64::from(channel)) + head_len(offset) + 1;
+    let Some(rest) = space.checked_sub(fixed) else {
+        return 0;
+    };
+    let mut best = 0u64;
+    for (h, cap) in [
+        (1usize, 23u64),
+        (2, 0xff),
+        (3, 0xffff),
+        (5, 0xffff_ffff),
+        (9, u64::MAX),
+    ] {
+        if let Some(d) = rest.checked_sub(h) {
+            best = best.max((d as u64).min(cap));
+        }
+    }
+    usize::try_from(best).unwrap_or(usize::MAX)
+}
+
+impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone + Default>
+    Connection<B, CH, SENT, P>
+{
+    /// Writes the next packet to send into `buf` and says where it goes.
+    /// Call until it returns `Ok(None)`. `buf` must hold
+    /// [`max_packet_size`](Self::max_packet_size) bytes; a shorter one is an
+    /// error that changes nothing.
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Result<Option<Transmit>, TransmitError> {
+        let mtu = self.max_packet_size();
+        if buf.len() < mtu {
+            return Err(TransmitError::BufferTooSmall { needed: mtu });
+        }
+        let t = match self.state {
+            State::Closed => None,
+            _ if self.flight_pending => {
+                self.flight_pending = false;
+                buf[..self.flight_len].copy_from_slice(&self.flight[..self.flight_len]);
+                Some(Transmit {
+                    destination: self.peer,
+                    len: self.flight_len,
+                })
+            }
+            State::Handshaking => None,
+            _ => self.build_data_packet(now, &mut buf[..mtu]),
+        };
+        if let Some(t) = t {
+            self.stats.tx_packets += 1;
+            self.stats.tx_bytes += t.len as u64;
+        }
+        Ok(t)
+    }
+
+    fn ack_due(&self, now: Instant) -> bool {
+        self.ack_at.is_some_and(|t| t <= now) || self.ack_only_pending
+    }
+
+    fn build_data_packet(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        // Until the peer proves it has the keys (its first packet), it
+        // could not read ours: send nothing yet.
+        if self.tx_key.is_none() || !self.confirmed {
+            return None;
+        }
+        let draining = self.state == State::Draining;
+        if draining && !self.ack_only_pending {
+            return None;
+        }
+        let pn = self.next_pn;
+        let pn_len = encoded_pn_len(pn, self.largest_acked);
+        let header = ShortHeader {
+            key_phase: false,
+            receiver: self.remote_id,
+            pn_truncated: (pn & 0xff_ffff) as u32,
+            pn_len: pn_len as u8,
+        };
+        let hlen = header.encode(buf);
+        debug_assert!(hlen <= SHORT_HEADER_MAX);
+        let end = buf.len() - TAGLEN;
+        let mut pos = hlen;
+        let mut sp = SentPacket::new(pn, now);
+        let probe = self.probes_pending > 0;
+        let cwnd_ok = !self.sent.is_full()
+            && (probe
+                || (self.cc.can_send(buf.len())
+                    && self.sent.eliciting() < self.config.max_in_flight as usize));
+
+        // 1. ACK, when due, or to ride along with anything else.
+        let want_ack = self.ack_eliciting_unacked > 0 || self.ack_only_pending;
+        let others = !draining && (cwnd_ok && self.has_eliciting_work() || self.close_pending);
+        if !self.rx_pns.is_empty() && want_ack && (self.ack_due(now) || others) {
+            let delay = now
+                .saturating_duration_since(self.largest_rx_at)
+                .as_micros() as u64;
+            let ranges = self.rx_pns.iter().rev().map(|(s, e)| (s, e - 1));
+            if let Ok(n) = encode_ack(delay, ranges, 32, &mut buf[pos..end]) {
+                pos += n;
+                sp.ack_largest = self.rx_pns.last().map(|(_, e)| e - 1);
+                self.ack_eliciting_unacked = 0;
+                self.ack_at = None;
+                self.ack_only_pending = false;
+            }
+        }
+        if !draining {
+            // 2. CLOSE.
+            if self.close_pending {
+                let f = Frame::Close(CloseFrame {
+                    code: self.close_code,
+                    reason: self.close_reason.as_str(),
+                });
+                if let Ok(n) = f.encode(&mut buf[pos..end]) {
+                    pos += n;
+                    sp.close = true;
+                    sp.ack_eliciting = true;
+                    self.close_pending = false;
+                }
+            }
+            if cwnd_ok && matches!(self.state, State::Established | State::Flushing) {
+                pos = self.write_control(&mut sp, buf, pos, end);
+                pos = self.write_datagrams(&mut sp, buf, pos, end);
+                pos = self.write_channel_data(&mut sp, buf, pos, end, now);
+            }
+            if cwnd_ok
+                && (self.ping_pending || probe)
+                && !sp.ack_eliciting
+                && end - pos >= 2
+                && let Ok(n) = Frame::Ping.encode(&mut buf[pos..end])
+            {
+                pos += n;
+                sp.ack_eliciting = true;
+            }
+            if sp.ack_eliciting {
+                self.ping_pending = false;
+                self.probes_pending = self.probes_pending.saturating_sub(1);
+            }
+        }
+        if pos == hlen {
+            return None;
+        }
+        let tx = self.tx_key.as_mut()?;
+        let (hdr, body) = buf.split_at_mut(hlen);
+        let len = tx.encrypt_with_nonce(pn, hdr, body, pos - hlen).ok()?;
+        let total = hlen + len;
+        self.next_pn += 1;
+        sp.size = total as u16;
+        if sp.ack_eliciting {
+            sp.in_flight = true;
+            self.cc.on_sent(total);
+            self.last_eliciting_sent = Some(now);
+        }
+        if (sp.ack_eliciting || sp.ack_largest.is_some()) && !self.sent.push(sp) && sp.in_flight {
+            // No room to track it (only possible for a probe when every
+            // slot holds an ack-eliciting packet): treat it as lost at once
+            // so what it carried is queued again rather than forgotten.
+            self.cc.on_discarded(total);
+            self.on_packet_lost(&sp);
+        }
+        Some(Transmit {
+            destination: self.peer,
+            len: total,
+        })
+    }
+
+    fn has_eliciting_work(&self) -> bool {
+        self.ping_pending
+            || self.probes_pending > 0
+            || self.max_data_pending
+            || self.data_blocked_pending
+            || self.dgram_tx.count > 0
+            || self.channels.iter().any(|c| {
+                c.credit_pending
+                    || c.blocked_pending
+                    || c.send.has_pending(self.tx_max_data - self.tx_data)
+            })
+    }
+
+    fn write_control(
+        &mut self,
+        sp: &mut SentPacket,
+        buf: &mut [u8],
+        mut pos: usize,
+        end: usize,
+    ) -> usize {
+        if self.max_data_pending
+            && let Ok(n) = Frame::MaxData(self.rx_max_data).encode(&mut buf[pos..end])
+        {
+            pos += n;
+            sp.max_data = true;
+            sp.ack_eliciting = true;
+            self.max_data_pending = false;
+        }
+        if self.data_blocked_pending
+            && let Ok(n) = Frame::DataBlocked(self.tx_max_data).encode(&mut buf[pos..end])
+        {
+            pos += n;
+            self.blocked_sent_at = self.tx_max_data;
+            sp.ack_eliciting = true;
+            self.data_blocked_pending = false;
+        }
+        for (i, ch) in self.channels.iter_mut().enumerate() {
+            if ch.credit_pending {
+                let f = Frame::MaxChannelData {
+                    channel: ch.id,
+                    max: ch.recv.max_data(),
+                };
+                if let Ok(n) = f.encode(&mut buf[pos..end]) {
+                    pos += n;
+                    sp.credit_channels |= 1 << (i % 64);
+                    sp.ack_eliciting = true;
+                    ch.credit_pending = false;
+                }
+            }
+            if ch.blocked_pending {
+                let f = Frame::ChannelBlocked {
+                    channel: ch.id,
+                    limit: ch.send.max_data(),
+                };
+                if let Ok(n) = f.encode(&mut buf[pos..end]) {
+                    pos += n;
+                    sp.ack_eliciting = true;
+                    ch.blocked_pending = false;
+                    ch.blocked_sent_at = ch.send.max_data();
+                }
+            }
+        }
+        pos
+    }
+
+    fn write_datagrams(
+        &mut self,
+        sp: &mut SentPacket,
+        buf: &mut [u8],
+        mut pos: usize,
+        end: usize,
+    ) -> usize {
+        while let Some(len) = self.dgram_tx.front_len() {
+            // [4, bstr]: array head, type, bstr head.
+            let overhead = 2 + head_len(len as u64);
+            if end - pos < overhead + len {
+                break;
+            }
+            pos += head(&mut buf[pos..], 4, 2);
+            pos += head(&mut buf[pos..], 0, 4);
+            pos += head(&mut buf[pos..], 2, len as u64);
+            self.dgram_tx.pop_into(&mut buf[pos..pos + len]);
+            pos += len;
+            sp.ack_eliciting = true;
+        }
+        pos
+    }
+
+    fn write_channel_data(
+        &mut self,
+        sp: &mut SentPacket,
+        buf: &mut [u8],
+        mut pos: usize,
+        end: usize,
+        now: Instant,
+    ) -> usize {
+        let n = self.channels.len();
+        if n == 0 {
+            return pos;
+        }
+        let start = self.rr % n;
+        let mut any_new = false;
+        for k in 0..n {
+            let i = (start + k) % n;
+            loop {
+                let ch = &mut self.channels[i];
+                let id = ch.id;
+                let space = end - pos;
+                let Some(next_off) = ch.send.peek_offset() else {
+                    break;
+                };
+                let max = max_message_data(id, next_off, space);
+                let credit = self.tx_max_data.saturating_sub(self.tx_data);
+                let Some((off, len, fin, is_new)) = ch.send.next_range(max, credit) else {
+                    break;
+                };
+                if !sp.add_range(id, off, off + len as u64) {
+                    // No room to record it: give it back and stop.
+                    ch.send.on_lost(off, off + len as u64);
+                    if is_new {
+                        // on_lost re-queued it as lost data: account as sent.
+                        self.tx_data += len as u64;
+                    }
+                    return pos;
+                }
+                // array(5) [3, channel, offset, fin, bytes]
+                pos += head(&mut buf[pos..], 4, 5);
+                pos += head(&mut buf[pos..], 0, 3);
+                pos += head(&mut buf[pos..], 0, u64::from(id));
+                pos += head(&mut buf[pos..], 0, off);
+                buf[pos] = if fin { 0xf5 } else { 0xf4 };
+                pos += 1;
+                pos += head(&mut buf[pos..], 2, len as u64);
+                ch.send.read(off, &mut buf[pos..pos + len]);
+                pos += len;
+                debug_assert!(message_overhead(id, off, len) + len <= space);
+                sp.ack_eliciting = true;
+                if is_new {
+                    self.tx_data += len as u64;
+                    any_new = true;
+                } else {
+                    self.stats.retransmissions += 1;
+                }
+                if end - pos < 16 {
+                    self.rr = i + 1;
+                    if any_new && self.progress_at.is_none() {
+                        self.progress_at = Some(now);
+                    }
+                    return pos;
+                }
+            }
+        }
+        self.rr = start + 1;
+        if any_new && self.progress_at.is_none() {
+            self.progress_at = Some(now);
+        }
+        pos
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_frames_fill_exactly() {
+        for space in 8..3000usize {
+            let d = max_message_data(5, 1000, space);
+            if d > 0 {
+                assert!(
+                    message_overhead(5, 1000, d) + d <= space,
+                    "space {space} data {d}"
+                );
+                assert!(
+                    message_overhead(5, 1000, d + 1) + d + 1 > space
+                        || head_len(d as u64 + 1) > head_len(d as u64)
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Packets sent and not yet acknowledged or lost.
+
+use crate::time::Instant;
+use heapless::Deque;
+
+/// Channel byte ranges one packet can carry.
+pub(crate) const MAX_RANGES: usize = 4;
+
+/// What a sent packet carried, to retransmit or release when its fate is
+/// known.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SentPacket {
+    pub pn: u64,
+    pub time: Instant,
+    pub size: u16,
+    pub ack_eliciting: bool,
+    /// Counted against the congestion window.
+    pub in_flight: bool,
+    /// Still waiting for a verdict.
+    pub live: bool,
+    pub ranges: [(u32, u64, u64); MAX_RANGES],
+    pub n_ranges: u8,
+    /// Largest packet number acknowledged by an ACK in this packet.
+    pub ack_largest: Option<u64>,
+    pub max_data: bool,
+    /// Channels whose credit this packet carried (bit i = channels[i] id < 64).
+    pub credit_channels: u64,
+    pub close: bool,
+}
+
+impl SentPacket {
+    pub(crate) fn new(pn: u64, time: Instant) -> Self {
+        SentPacket {
+            pn,
+            time,
+            size: 0,
+            ack_eliciting: false,
+            in_flight: false,
+            live: true,
+            ranges: [(0, 0, 0); MAX_RANGES],
+            n_ranges: 0,
+            ack_largest: None,
+            max_data: false,
+            credit_channels: 0,
+            close: false,
+        }
+    }
+
+    pub(crate) fn ranges(&self) -> &[(u32, u64, u64)] {
+        &self.ranges[..usize::from(self.n_ranges)]
+    }
+
+    /// Records channel bytes `[s, e)`, merging with the last range of the
+    /// same channel when contiguous. False if there is no room.
+    pub(crate) fn add_range(&mut self, ch: u32, s: u64, e: u64) -> bool {
+        let n = usize::from(self.n_ranges);
+        if n > 0 {
+            let last = &mut self.ranges[n - 1];
+            if last.0 == ch && last.2 == s {
+                last.2 = e;
+                return true;
+            }
+        }
+        if n == MAX_RANGES {
+            return false;
+        }
+        self.ranges[n] = (ch, s, e);
+        self.n_ranges += 1;
+        true
+    }
+}
+
+/// Sent packets in packet-number order, at most `N`.
+pub(crate) struct SentQueue<const N: usize> {
+    q: Deque<SentPacket, N>,
+    live: usize,
+    eliciting: usize,
+}
+
+impl<const N: usize> SentQueue<N> {
+    pub(crate) fn new() -> Self {
+        SentQueue {
+            q: Deque::new(),
+            live: 0,
+            eliciting: 0,
+        }
+    }
+
+    /// Whether no more ack-eliciting packets can be recorded.
+    pub(crate) fn is_full(&self) -> bool {
+        self.eliciting >= N
+    }
+
+    /// Live ack-eliciting packets (the ones that count as in flight).
+    pub(crate) fn eliciting(&self) -> usize {
+        self.eliciting
+    }
+
+    /// Records a sent packet. When full, the oldest packet that only
+    /// carried an ACK is forgotten to make room (it is tracked only to prune
+    /// acknowledgement ranges early).
+    pub(crate) fn push(&mut self, p: SentPacket) -> bool {
+        if self.q.is_full() {
+            if let Some(old) = self.q.iter_mut().find(|p| p.live && !p.ack_eliciting) {
+                old.live = false;
+                self.live -= 1;
+            }
+            while self.q.front().is_some_and(|p| !p.live) {
+                self.q.pop_front();
+            }
+        }
+        if self.q.push_back(p).is_ok() {
+            self.live += 1;
+            self.eliciting += usize::from(p.ack_eliciting);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &SentPacket> {
+        self.q.iter().filter(|p| p.live)
+    }
+
+    /// Marks a packet done (acked or lost) and drops finished packets from
+    /// the front.
+    pub(crate) fn retire(&mut self, pn: u64) -> Option<SentPacket> {
+        let p = self.q.iter_mut().find(|p| p.live && p.pn == pn)?;
+        p.live = false;
+        let out = *p;
+        self.live -= 1;
+        self.eliciting -= usize::from(out.ack_eliciting);
+        while self.q.front().is_some_and(|p| !p.live) {
+            self.q.pop_front();
+        }
+        Some(out)
+    }
+
+    /// Oldest live ack-eliciting packet.
+    pub(crate) fn oldest_eliciting(&self) -> Option<&SentPacket> {
+        self.iter().find(|p| p.ack_eliciting)
+    }
+}

@@ -1,0 +1,180 @@
+//! Deadlines: the earliest one for the caller, and what happens when each
+//! passes.
+
+use super::{Connection, ConnectionError, State, code};
+use crate::crypto::CryptoProvider;
+use crate::storage::ByteStore;
+use crate::time::Instant;
+
+/// Handshake retransmissions before giving up early (the handshake timeout
+/// still bounds the total).
+const MAX_HANDSHAKE_BACKOFF: u32 = 16;
+
+impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone + Default>
+    Connection<B, CH, SENT, P>
+{
+    fn idle_deadline(&self) -> Instant {
+        let ours = self.config.idle_timeout;
+        let theirs = self.peer_params.map_or(ours, |p| {
+            core::time::Duration::from_millis(u64::from(p.idle_timeout_ms))
+        });
+        self.last_rx + ours.min(theirs).max(self.three_pto())
+    }
+
+    fn pto_deadline(&self) -> Option<Instant> {
+        let oldest = self.sent.oldest_eliciting()?;
+        let last = self.last_eliciting_sent.unwrap_or(oldest.time);
+        let backoff = 1u32 << self.pto_count.min(16);
+        Some(last + (self.rtt.pto_base() + self.peer_max_ack_delay()) * backoff)
+    }
+
+    fn keepalive_deadline(&self) -> Option<Instant> {
+        let k = self.config.keepalive?;
+        if self.state != State::Established {
+            return None;
+        }
+        let last = self
+            .last_eliciting_sent
+            .unwrap_or(self.last_rx)
+            .max(self.last_rx);
+        Some(last + k)
+    }
+
+    /// The earliest time [`handle_timeout`](Self::handle_timeout) must be
+    /// called, or `None` when nothing is pending (the connection closed).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut add = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        match self.state {
+            State::Closed => return None,
+            State::Handshaking => {
+                add(self.hs_retx_at);
+                add(Some(self.started + self.config.handshake_timeout));
+            }
+            State::Draining => add(self.close_at),
+            _ => {
+                add(self.ack_at);
+                add(self.loss_at.or_else(|| self.pto_deadline()));
+                add(Some(self.idle_deadline()));
+                add(self.keepalive_deadline());
+                add(self.close_at);
+                if let (Some(d), Some(p), State::Established | State::Flushing) =
+                    (self.config.delivery_timeout, self.progress_at, self.state)
+                {
+                    add(Some(p + d));
+                }
+                if self.hs_retx_at.is_some() {
+                    add(self.hs_retx_at);
+                }
+            }
+        }
+        t
+    }
+
+    /// Handles every deadline that has passed at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            State::Closed => {}
+            State::Handshaking => {
+                if now >= self.started + self.config.handshake_timeout {
+                    self.finish(ConnectionError::HandshakeTimeout);
+                    return;
+                }
+                self.handshake_retransmit(now);
+            }
+            State::Draining => {
+                if self.close_at.is_some_and(|t| now >= t) {
+                    self.state = State::Closed;
+                    self.hs = None;
+                    self.tx_key = None;
+                    self.rx_key = None;
+                }
+            }
+            _ => self.established_timeout(now),
+        }
+    }
+
+    fn handshake_retransmit(&mut self, now: Instant) {
+        if let Some(at) = self.hs_retx_at
+            && now >= at
+            && self.flight_len > 0
+        {
+            self.flight_pending = true;
+            self.hs_retx_count += 1;
+            self.stats.retransmissions += 1;
+            let backoff = 1u32 << self.hs_retx_count.min(MAX_HANDSHAKE_BACKOFF);
+            self.hs_retx_at = Some(now + self.rtt.pto_base() * backoff);
+        }
+    }
+
+    fn established_timeout(&mut self, now: Instant) {
+        if now >= self.idle_deadline() {
+            let closing = matches!(self.state, State::Closing);
+            let code = self.close_code;
+            self.finish(if closing {
+                ConnectionError::LocallyClosed { code }
+            } else {
+                ConnectionError::IdleTimeout
+            });
+            return;
+        }
+        if self.close_at.is_some_and(|t| now >= t) {
+            let code = self.close_code;
+            self.finish(ConnectionError::LocallyClosed { code });
+            return;
+        }
+        if let (Some(d), Some(p)) = (self.config.delivery_timeout, self.progress_at)
+            && now >= p + d
+            && !matches!(self.state, State::Closing)
+        {
+            self.close_code = code::DELIVERY_TIMEOUT;
+            self.close_reason = super::Reason::new("delivery timeout");
+            self.start_closing(now);
+            self.push_event(super::Event::Closed(ConnectionError::DeliveryTimeout));
+            return;
+        }
+        if self.hs_retx_at.is_some_and(|t| now >= t) {
+            self.handshake_retransmit(now);
+        }
+        if self.ack_at.is_some_and(|t| now >= t) {
+            // Sent by the next poll_transmit.
+            self.ack_only_pending = self.ack_eliciting_unacked > 0;
+        }
+        if self.loss_at.is_some_and(|t| now >= t) {
+            self.detect_lost(now);
+        } else if self.pto_deadline().is_some_and(|t| now >= t) {
+            self.on_pto(now);
+        }
+        if self.keepalive_deadline().is_some_and(|t| now >= t) {
+            self.ping_pending = true;
+            // Counts as sending: the next keepalive is one interval on.
+            self.last_eliciting_sent = Some(now);
+        }
+    }
+
+    fn on_pto(&mut self, now: Instant) {
+        self.pto_count += 1;
+        self.stats.probe_timeouts += 1;
+        self.probes_pending = 2;
+        self.last_eliciting_sent = Some(now);
+        // Send the oldest unacknowledged data again in the probes.
+        if let Some(p) = self.sent.oldest_eliciting().copied() {
+            for &(id, s, e) in p.ranges() {
+                if let Some(i) = self.channel_index(id) {
+                    self.channels[i].send.on_lost(s, e);
+                }
+            }
+            if p.close {
+                self.close_pending = true;
+            }
+            if p.max_data {
+                self.max_data_pending = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Decoding a packet's plaintext into frames.
+
+use core::iter::FusedIterator;
+
+use minicbor::Decoder;
+
+use super::cbor;
+use super::frame_type as ty;
+use super::{AckFrame, CloseFrame, Frame, FrameError, MAX_CLOSE_REASON_LEN, MessageFrame};
+
+/// Iterator over the frames of a plaintext, yielding each frame or the first
+/// error, after which it yields `None`.
+///
+/// A packet with any error must be discarded whole, so a receiver that acts
+/// on frames as they come must first run the iterator to its end; see
+/// [`decode_all`], which does that.
+#[derive(Debug, Clone)]
+pub struct FrameDecoder<'a> {
+    dec: Decoder<'a>,
+    done: bool,
+}
+
+impl<'a> FrameDecoder<'a> {
+    /// A decoder over `plaintext`, a CBOR sequence of frames.
+    pub fn new(plaintext: &'a [u8]) -> Self {
+        FrameDecoder {
+            dec: Decoder::new(plaintext),
+            done: false,
+        }
+    }
+
+    /// Offset in the plaintext of the next frame, or, after an error, of the
+    /// frame that failed.
+    pub fn position(&self) -> usize {
+        self.dec.position()
+    }
+}
+
+impl<'a> Iterator for FrameDecoder<'a> {
+    type Item = Result<Frame<'a>, FrameError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done || self.dec.position() >= self.dec.input().len() {
+            self.done = true;
+            return None;
+        }
+        let start = self.dec.position();
+        match decode_frame(&mut self.dec) {
+            Ok(frame) => Some(Ok(frame)),
+            Err(e) => {
+                self.done = true;
+                self.dec.set_position(start);
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl FusedIterator for FrameDecoder<'_> {}
+
+/// Checks every frame of `plaintext`, then returns an iterator over them
+/// that cannot fail.
+///
+/// An empty plaintext holds no frames and is accepted here; whether a packet
+/// may be empty is for the packet layer to say.
+///
+/// # Errors
+///
+/// The first frame error. The packet must then be discarded whole.
+pub fn decode_all(plaintext: &[u8]) -> Result<Frames<'_>, FrameError> {
+    let mut count = 0;
+    let mut ack_eliciting = false;
+    for frame in FrameDecoder::new(plaintext) {
+        let frame = frame?;
+        count += 1;
+        ack_eliciting |= frame.is_ack_eliciting();
+    }
+    Ok(Frames {
+        inner: FrameDecoder::new(plaintext),
+        remaining: count,
+        ack_eliciting,
+    })
+}
+
+/// The frames of a plaintext that [`decode_all`] checked.
+#[derive(Debug, Clone)]
+pub struct Frames<'a> {
+    inner: FrameDecoder<'a>,
+    remaining: usize,
+    ack_eliciting: bool,
+}
+
+impl Frames<'_> {
+    /// Whether any frame is ack-eliciting (anything but PADDING and ACK), so
+    /// the packet must be acknowledged.
+    pub fn is_ack_eliciting(&self) -> bool {
+        self.ack_eliciting
+    }
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = Frame<'a>;
+
+    fn next(&mut self) -> Option<Frame<'a>> {
+        // The frames were checked already, so `inner` yields no error; if it
+        // somehow did, iteration just ends.
+        match self.inner.next() {
+            Some(Ok(frame)) => {
+                self.remaining = self.remaining.saturating_sub(1);
+                Some(frame)
+            }
+            _ => {
+                self.remaining = 0;
+                None
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl ExactSizeIterator for Frames<'_> {}
+impl FusedIterator for Frames<'_> {}
+
+/// Fails unless the frame array has exactly `expected` elements.
+fn expect_items(items: u64, expected: u64) -> Result<(), FrameError> {
+    if items == expected {
+        Ok(())
+    } else {
+        Err(FrameError::Malformed)
+    }
+}
+
+/// Decodes one frame at the decoder's position.
+fn decode_frame<'a>(d: &mut Decoder<'a>) -> Result<Frame<'a>, FrameError> {
+    let initial = *d.input().get(d.position()).ok_or(FrameError::Truncated)?;
+    if initial == 0x00 {
+        d.set_position(d.position() + 1);
+        return Ok(Frame::Padding);
+    }
+    // Anything else must be an array (major type 4) starting with a type.
+    if initial >> 5 != 4 {
+        return Err(FrameError::Malformed);
+    }
+    let items = cbor::array(d)?;
+    if items == 0 {
+        return Err(FrameError::Malformed);
+    }
+    let frame_type = cbor::uint(d)?;
+    let frame = match frame_type {
+        ty::PING => {
+            expect_items(items, 1)?;
+            Frame::Ping
+        }
+        ty::ACK => Frame::Ack(AckFrame::decode(d, items)?),
+        ty::MESSAGE => {
+            expect_items(items, 5)?;
+            let channel = cbor::uint32(d)?;
+            let offset = cbor::uint(d)?;
+            let fin = cbor::boolean(d)?;
+            let data = cbor::bytes(d)?;
+            let len = u64::try_from(data.len()).map_err(|_| FrameError::Malformed)?;
+            // The fragment must end at a representable offset.
+            if offset.checked_add(len).is_none() {
+                return Err(FrameError::Malformed);
+            }
+            Frame::Message(MessageFrame {
+                channel,
+                offset,
+                fin,
+                data,
+            })
+        }
+        ty::DATAGRAM => {
+            expect_items(items, 2)?;
+            Frame::Datagram(cbor::bytes(d)?)
+        }
+        ty::CLOSE => {
+            expect_items(items, 3)?;
+            let code = cbor::uint32(d)?;
+            let reason = cbor::text(d)?;
+            if reason.len() > MAX_CLOSE_REASON_LEN {
+                return Err(FrameError::Malformed);
+            }
+            Frame::Close(CloseFrame { code, reason })
+        }
+        ty::MAX_DATA => {
+            expect_items(items, 2)?;
+            Frame::MaxData(cbor::uint(d)?)
+        }
+        ty::MAX_CHANNEL_DATA => {
+            expect_items(items, 3)?;
+            let channel = cbor::uint32(d)?;
+            let max = cbor::uint(d)?;
+            Frame::MaxChannelData { channel, max }
+        }
+        ty::DATA_BLOCKED => {
+            expect_items(items, 2)?;
+            Frame::DataBlocked(cbor::uint(d)?)
+        }
+        ty::CHANNEL_BLOCKED => {
+            expect_items(items, 3)?;
+            let channel = cbor::uint32(d)?;
+            let limit = cbor::uint(d)?;
+            Frame::ChannelBlocked { channel, limit }
+        }
+        // PADDING is the bare integer 0, never an array.
+        ty::PADDING => return Err(FrameError::Malformed),
+        other => return Err(FrameError::UnknownFrame(other)),
+    };
+    Ok(frame)
+}

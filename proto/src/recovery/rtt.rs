@@ -1,0 +1,132 @@
+//! RTT estimation (RFC 9002 §5).
+
+use core::time::Duration;
+
+/// Timer granularity: no loss or probe timer is shorter (RFC 9002 §6.1.2).
+pub const GRANULARITY: Duration = Duration::from_millis(1);
+
+/// Smoothed RTT, variance and minimum, from acknowledged packets.
+#[derive(Clone, Copy, Debug)]
+pub struct RttEstimator {
+    latest: Duration,
+    smoothed: Duration,
+    var: Duration,
+    min: Duration,
+    has_sample: bool,
+}
+
+impl RttEstimator {
+    /// An estimator that assumes `initial` until the first sample.
+    pub fn new(initial: Duration) -> Self {
+        RttEstimator {
+            latest: initial,
+            smoothed: initial,
+            var: initial / 2,
+            min: initial,
+            has_sample: false,
+        }
+    }
+
+    /// Adds a sample: `latest` from send to acknowledgement, `ack_delay`
+    /// as reported by the peer (capped at `max_ack_delay`).
+    pub fn update(&mut self, latest: Duration, ack_delay: Duration, max_ack_delay: Duration) {
+        self.latest = latest;
+        if !self.has_sample {
+            self.has_sample = true;
+            self.min = latest;
+            self.smoothed = latest;
+            self.var = latest / 2;
+            return;
+        }
+        self.min = self.min.min(latest);
+        let ack_delay = ack_delay.min(max_ack_delay);
+        // Subtract the peer's delay only if that does not go below min_rtt.
+        let adjusted = if latest >= self.min + ack_delay {
+            latest - ack_delay
+        } else {
+            latest
+        };
+        let diff = self.smoothed.abs_diff(adjusted);
+        self.var = (self.var * 3 + diff) / 4;
+        self.smoothed = (self.smoothed * 7 + adjusted) / 8;
+    }
+
+    /// Whether any sample has been taken.
+    pub fn has_sample(&self) -> bool {
+        self.has_sample
+    }
+
+    /// Smoothed RTT.
+    pub fn smoothed(&self) -> Duration {
+        self.smoothed
+    }
+
+    /// Minimum RTT seen.
+    pub fn min(&self) -> Duration {
+        self.min
+    }
+
+    /// Latest sample.
+    pub fn latest(&self) -> Duration {
+        self.latest
+    }
+
+    /// RTT variance.
+    pub fn var(&self) -> Duration {
+        self.var
+    }
+
+    /// The probe timeout before backoff, without the peer's ack delay:
+    /// `smoothed + max(4 * var, granularity)`.
+    pub fn pto_base(&self) -> Duration {
+        self.smoothed + (self.var * 4).max(GRANULARITY)
+    }
+
+    /// The time-threshold loss delay: `9/8 * max(smoothed, latest)`, at least
+    /// the granularity (RFC 9002 §6.1.2).
+    pub fn loss_delay(&self) -> Duration {
+        (self.smoothed.max(self.latest) * 9 / 8).max(GRANULARITY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn follows_rfc9002() {
+        let mut r = RttEstimator::new(ms(333));
+        r.update(ms(100), ms(0), ms(25));
+        assert_eq!((r.smoothed(), r.var(), r.min()), (ms(100), ms(50), ms(100)));
+        // 140 ms with 20 ms of ack delay: adjusted 120 ms.
+        r.update(ms(140), ms(20), ms(25));
+        assert_eq!(r.smoothed(), ms(100) * 7 / 8 + ms(120) / 8);
+        assert_eq!(r.var(), (ms(50) * 3 + ms(20)) / 4);
+        // Ack delay that would go below min_rtt is ignored.
+        r.update(ms(101), ms(20), ms(25));
+        assert_eq!(r.min(), ms(100));
+        assert_eq!(r.latest(), ms(101));
+    }
+
+    proptest! {
+        /// The smoothed RTT stays within the range of the samples, and the
+        /// minimum is the minimum.
+        #[test]
+        fn estimates_stay_within_the_samples(samples in proptest::collection::vec(1u64..10_000, 1..100)) {
+            let mut r = RttEstimator::new(ms(500));
+            for &s in &samples {
+                r.update(Duration::from_micros(s), Duration::ZERO, ms(25));
+            }
+            let lo = Duration::from_micros(*samples.iter().min().unwrap());
+            let hi = Duration::from_micros(*samples.iter().max().unwrap());
+            prop_assert_eq!(r.min(), lo);
+            prop_assert!(r.smoothed() >= lo && r.smoothed() <= hi);
+            prop_assert!(r.pto_base() >= r.smoothed() + GRANULARITY);
+        }
+    }
+}

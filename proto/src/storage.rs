@@ -1,0 +1,113 @@
+//! Byte storage for channel buffers: fixed arrays without an allocator,
+//! vectors that grow up to their limit with one.
+//!
+//! The RAM a connection may use is the sum of its channels' buffers, each at
+//! most the configured window, so it is known in advance either way.
+
+/// A byte buffer of bounded capacity used as a ring by the channel code.
+pub trait ByteStore {
+    /// A store for at most `limit` bytes (a fixed store caps it at its size).
+    fn new(limit: usize) -> Self;
+    /// Usable capacity in bytes.
+    fn capacity(&self) -> usize;
+    /// The whole capacity as a slice, allocating it first if needed.
+    fn bytes_mut(&mut self) -> &mut [u8];
+    /// The capacity as a slice; empty if nothing was allocated yet.
+    fn bytes(&self) -> &[u8];
+    /// The buffer holds no data any more: a growable store may free memory.
+    fn release(&mut self);
+    /// Bytes of RAM held right now.
+    fn allocated(&self) -> usize;
+}
+
+/// A fixed array of `N` bytes: no allocator, cost known at compile time.
+pub struct FixedBytes<const N: usize> {
+    buf: [u8; N],
+    limit: usize,
+}
+
+impl<const N: usize> ByteStore for FixedBytes<N> {
+    fn new(limit: usize) -> Self {
+        FixedBytes {
+            buf: [0; N],
+            limit: limit.min(N),
+        }
+    }
+    fn capacity(&self) -> usize {
+        self.limit
+    }
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.limit]
+    }
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.limit]
+    }
+    fn release(&mut self) {}
+    fn allocated(&self) -> usize {
+        N
+    }
+}
+
+/// A heap buffer allocated on first use and freed when drained, up to
+/// `limit` bytes.
+#[cfg(feature = "alloc")]
+pub struct HeapBytes {
+    buf: alloc::vec::Vec<u8>,
+    limit: usize,
+}
+
+#[cfg(feature = "alloc")]
+impl ByteStore for HeapBytes {
+    fn new(limit: usize) -> Self {
+        HeapBytes {
+            buf: alloc::vec::Vec::new(),
+            limit,
+        }
+    }
+    fn capacity(&self) -> usize {
+        self.limit
+    }
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        if self.buf.len() != self.limit {
+            self.buf.resize(self.limit, 0);
+        }
+        &mut self.buf
+    }
+    fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+    fn release(&mut self) {
+        self.buf = alloc::vec::Vec::new();
+    }
+    fn allocated(&self) -> usize {
+        self.buf.capacity()
+    }
+}
+
+/// Ring-buffer access: offset `o` of a stream lives at `o % capacity`.
+pub(crate) fn ring_write<B: ByteStore>(store: &mut B, offset: u64, data: &[u8]) {
+    let cap = store.capacity();
+    if cap == 0 || data.is_empty() {
+        return;
+    }
+    let buf = store.bytes_mut();
+    let start = (offset % cap as u64) as usize;
+    let first = data.len().min(cap - start);
+    buf[start..start + first].copy_from_slice(&data[..first]);
+    let rest = &data[first..];
+    buf[..rest.len()].copy_from_slice(rest);
+}
+
+/// Reads `out.len()` bytes of the stream at `offset` from the ring.
+pub(crate) fn ring_read<B: ByteStore>(store: &B, offset: u64, out: &mut [u8]) {
+    let cap = store.capacity();
+    let buf = store.bytes();
+    if cap == 0 || out.is_empty() || buf.len() < cap {
+        return;
+    }
+    let start = (offset % cap as u64) as usize;
+    let first = out.len().min(cap - start);
+    out[..first].copy_from_slice(&buf[start..start + first]);
+    let rest = out.len() - first;
+    out[first..].copy_from_slice(&buf[..rest]);
+}
