@@ -125,7 +125,7 @@ struct Side {
 /// Runs a simulation.
 pub fn run(opts: &Options) -> Report {
     match opts.profile {
-        Profile::Service => run_with::<HeapBytes, 64, 1024>(opts, Config::service()),
+        Profile::Service => run_with::<HeapBytes, 64, 256>(opts, Config::service()),
         Profile::Constrained => {
             run_with::<tern::ConstrainedBytes, 2, 16>(opts, Config::constrained())
         }

@@ -203,7 +203,7 @@ impl Config {
             max_ack_delay: Duration::from_millis(25),
             initial_rtt: Duration::from_millis(100),
             congestion_control: true,
-            max_in_flight: 1024,
+            max_in_flight: 256,
             pattern: HandshakePattern::IK,
             suite: Suite::CHACHA_BLAKE2S,
         }

@@ -5,7 +5,7 @@ use crate::noise::NoiseError;
 use core::fmt;
 
 /// Largest CLOSE reason kept (longer reasons are cut at a UTF-8 boundary).
-pub const MAX_REASON: usize = 128;
+pub const MAX_REASON: usize = 64;
 
 /// Error codes carried in CLOSE frames. Codes below 0x100 are Tern's own;
 /// applications use 0 or 0x100 and above.

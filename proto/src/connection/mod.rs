@@ -37,8 +37,10 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 pub(crate) const MAX_FLIGHT: usize = 256;
 /// Packet-number ranges remembered for acknowledgements.
 pub(crate) const ACK_RANGES: usize = 16;
-/// Events buffered before the application polls them.
-const EVENTS: usize = 64;
+/// Events buffered before the application polls them. Events are
+/// de-duplicated (one `Readable` per channel until it is drained, one
+/// `DatagramReceived` until the queue is read), so this bounds a burst.
+const EVENTS: usize = 16;
 
 /// Which end of the session this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -441,9 +443,8 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             if self.events.is_full() {
                 self.events.pop_front();
             }
-        } else if self.events.len() + 1 >= EVENTS {
-            // Keep the last slot for Closed; level-triggered events are
-            // re-signalled by state (readable channels stay readable).
+        } else if self.events.len() + 1 >= EVENTS || self.events.iter().any(|q| *q == e) {
+            // Already queued, or the last slot is kept for Closed.
             return;
         }
         let _ = self.events.push_back(e);
