@@ -168,7 +168,7 @@ pub type ServiceConnection = Connection<storage::HeapBytes, 64, 256>;
 /// An endpoint of [`ServiceConnection`]s on the heap.
 #[cfg(feature = "alloc")]
 pub type ServiceEndpoint =
-    endpoint::Endpoint<storage::HeapBytes, 64, 1024, endpoint::BoxSlots<ServiceConnection>>;
+    endpoint::Endpoint<storage::HeapBytes, 64, 256, endpoint::BoxSlots<ServiceConnection>>;
 
 /// An endpoint of up to `N` [`ConstrainedConnection`]s held inline.
 pub type ConstrainedEndpoint<const N: usize> =

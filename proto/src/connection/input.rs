@@ -234,24 +234,41 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         Ok(())
     }
 
+    /// The handshake's last message was written or read: install the
+    /// session keys. The side that read it knows the peer has the keys, so
+    /// the handshake is confirmed at once and it sends a packet (a PING if
+    /// nothing else) to prove it. The side that wrote it stays in the
+    /// handshake, sending no data and retransmitting its last message on a
+    /// timer, until that first authenticated packet arrives; a wrong PSK or
+    /// key therefore ends as a handshake timeout, never as a connection
+    /// that looks open.
     fn establish(&mut self, now: Instant) {
         let Some(hs) = self.hs.take() else { return };
-        // The side that read the last handshake message knows the peer has
-        // the keys; it confirms the handshake with its first packet (a PING
-        // if it has nothing else). The side that wrote it waits for that.
         let wrote_last = self.last_flight_final;
         let Ok(t) = hs.into_transport() else { return };
         let (tx, rx) = t.into_cipher_states();
         self.tx_key = Some(tx);
         self.rx_key = Some(rx);
-        self.state = State::Established;
-        self.stats.handshake_duration = Some(now.saturating_duration_since(self.started));
         self.tx_max_data = self.peer_params.map_or(0, |p| p.connection_window);
-        self.last_rx = now;
-        if !wrote_last {
-            self.confirmed = true;
+        if wrote_last {
+            self.hs_retx_count = 0;
+            self.hs_retx_at = Some(now + self.rtt.pto_base());
+        } else {
+            self.confirm(now);
             self.ping_pending = true;
         }
+    }
+
+    /// The peer proved it holds the session keys: the connection is open.
+    pub(crate) fn confirm(&mut self, now: Instant) {
+        if self.confirmed {
+            return;
+        }
+        self.confirmed = true;
+        self.state = State::Established;
+        self.hs_retx_at = None;
+        self.stats.handshake_duration = Some(now.saturating_duration_since(self.started));
+        self.last_rx = now;
         self.push_event(Event::Connected);
         if self.params_refused {
             self.violation(now, code::PARAMETER, "handshake parameters refused");
@@ -339,6 +356,12 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             _ => {
                 // A retransmission of a message we already processed: the
                 // peer did not get our answer. Send it again.
+                if self.confirmed && self.hs.is_none() && h.sender == self.remote_id {
+                    // The peer repeats the last handshake message: it has
+                    // not seen our confirming packet yet. Send another.
+                    self.ping_pending = true;
+                    return Ok(());
+                }
                 if self.flight_kept
                     && h.sender == self.remote_id
                     && h.msg_index.wrapping_add(1) == self.flight_index
@@ -419,7 +442,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         self.peer = from;
         // The peer has our keys: the handshake flight is no longer needed.
         self.flight_kept = false;
-        self.confirmed = true;
+        self.confirm(now);
         self.hs_retx_at = None;
         if self.rx_pns.insert(pn, pn + 1).is_err() {
             self.rx_pns.drop_first();
