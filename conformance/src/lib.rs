@@ -2,5 +2,7 @@
 //! command line runs.
 
 pub mod noise_vectors;
+pub mod scenario;
 pub mod sim;
 pub mod simulate;
+pub mod tern_vectors;

@@ -27,11 +27,20 @@ enum Command {
     /// Replay test vectors byte for byte.
     Vectors {
         /// Noise vector files in the cacophony/snow JSON format.
-        #[arg(long = "noise", num_args = 1.., required = true, value_name = "FILE")]
+        #[arg(long = "noise", num_args = 1.., value_name = "FILE", required_unless_present = "tern")]
         noise: Vec<PathBuf>,
+        /// Tern's own vector directory (spec/vectors/).
+        #[arg(long = "tern", value_name = "DIR")]
+        tern: Option<PathBuf>,
         /// Print every failing vector, not only the first few per file.
         #[arg(long)]
         verbose: bool,
+    },
+    /// Write Tern's own vectors (handshakes, frames, packets) into DIR.
+    GenerateVectors {
+        /// Output directory.
+        #[arg(long, default_value = "spec/vectors")]
+        out: PathBuf,
     },
     /// Run a client and a server through the network simulator, sending
     /// messages both ways on several channels, and check delivery.
@@ -69,7 +78,30 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Vectors { noise, verbose } => vectors(&noise, verbose),
+        Command::Vectors {
+            noise,
+            tern,
+            verbose,
+        } => vectors(&noise, tern.as_deref(), verbose),
+        Command::GenerateVectors { out } => {
+            let set = tern_conformance::tern_vectors::generate();
+            match tern_conformance::tern_vectors::write(&out, &set) {
+                Ok(()) => {
+                    println!(
+                        "wrote {} handshakes, {} frames, {} packets to {}",
+                        set.handshakes.len(),
+                        set.frames.len(),
+                        set.packets.len(),
+                        out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {}: {e}", out.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Simulate {
             seed,
             loss,
@@ -138,9 +170,29 @@ fn main() -> ExitCode {
     }
 }
 
-fn vectors(files: &[PathBuf], verbose: bool) -> ExitCode {
+fn vectors(files: &[PathBuf], tern: Option<&std::path::Path>, verbose: bool) -> ExitCode {
     let mut total = Tally::default();
     let mut unreadable = false;
+    if let Some(dir) = tern {
+        match tern_conformance::tern_vectors::check(dir) {
+            Ok((tally, failures)) => {
+                println!(
+                    "{}: {} passed, {} failed",
+                    dir.display(),
+                    tally.passed,
+                    tally.failed
+                );
+                for f in failures.iter().take(if verbose { usize::MAX } else { 5 }) {
+                    println!("  FAILED {f}");
+                }
+                total.merge(tally);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                unreadable = true;
+            }
+        }
+    }
     for path in files {
         let file = match noise_vectors::load(path) {
             Ok(f) => f,

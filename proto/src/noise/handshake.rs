@@ -482,6 +482,17 @@ impl<P: CryptoProvider> HandshakeState<P> {
         Ok(n)
     }
 
+    /// The two transport keys Split() would produce (initiator-to-responder
+    /// first), for publishing test vectors. Never needed to use Tern:
+    /// keys handed out this way are the caller's to protect and zeroize.
+    #[doc(hidden)]
+    pub fn split_keys_for_test_vectors(&mut self) -> Result<([u8; 32], [u8; 32]), NoiseError> {
+        if !self.is_finished() {
+            return Err(NoiseError::NotFinished);
+        }
+        Ok(self.ss.split(&mut self.provider))
+    }
+
     /// Split(): ends the handshake and returns the transport state.
     /// `NotFinished` if messages remain.
     pub fn into_transport(self) -> Result<TransportState<P>, NoiseError>
