@@ -4,7 +4,8 @@
 # AddressSanitizer, debug assertions and overflow checks stay on). Fails if
 # any target crashes, leaks, times out or fails to build. Installs
 # cargo-fuzz if it is missing. Logs: fuzz/target/fuzz-logs/<target>.log;
-# crashing inputs: fuzz/artifacts/<target>/.
+# crashing inputs: fuzz/artifacts/<target>/. A dictionary fuzz/<target>.dict,
+# if there is one, is passed to libFuzzer.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
@@ -32,7 +33,12 @@ for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
     echo "== fuzzing $t for ${seconds}s"
     log="$logs/$t.log"
-    if cargo fuzz run "$t" -- -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
+    dict=()
+    if [[ -f "$t.dict" ]]; then
+        dict=(-dict="$PWD/$t.dict")
+    fi
+    if cargo fuzz run "$t" -- -max_total_time="$seconds" -print_final_stats=1 "${dict[@]}" \
+        >"$log" 2>&1; then
         grep -E '^(#[0-9]+[[:space:]]+DONE|Done [0-9]+ runs)' "$log" || tail -n 3 "$log"
     else
         echo "fuzz: $t FAILED; the end of $log:" >&2

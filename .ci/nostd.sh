@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
-# The no_std proof (nostd-check/):
-#  1. builds a #![no_std] #![no_main] binary for the host that links only libc
-#     and runs a real IK handshake plus one transport message each way with
-#     `tern` (default features off); it exits 0 only if every payload matches.
-#     If any dependency pulled in std, the build fails on a duplicate
-#     `panic_impl`.
-#  2. if the thumbv7em-none-eabihf target is (or can be) installed, builds the
-#     same check as a bare-metal firmware image and prints its flash size.
+# The no_std proof (nostd-check/): two #![no_std] #![no_main] binaries that
+# use `tern` with default features off and no allocator.
+#  1. builds them for the host, where they link only libc, and runs them:
+#     tern-nostd-handshake runs a real IK handshake plus one transport
+#     message each way; tern-nostd-check runs that and then a whole
+#     ConstrainedConnection session (handshake, messages on two channels, a
+#     fragmented message, a datagram, a graceful close). Each exits 0 only
+#     if every payload matches. If any dependency pulled in std, the build
+#     fails on a duplicate `panic_impl`; if it needed alloc, on a missing
+#     global allocator.
+#  2. if the thumbv7em-none-eabihf target is (or can be) installed, builds
+#     both as bare-metal firmware images and prints their flash sizes:
+#     handshake only, and the full session.
 set -euo pipefail
 cd "$(dirname "$0")/../nostd-check"
 
 echo "== nostd-check: host build (release)"
 cargo build --release
-bin=target/release/tern-nostd-check
-echo "== nostd-check: run $bin"
-if ! "$bin"; then
-    echo "nostd-check: the no_std handshake binary failed (exit status $?)" >&2
-    exit 1
-fi
+for name in tern-nostd-handshake tern-nostd-check; do
+    bin=target/release/$name
+    echo "== nostd-check: run $bin"
+    status=0
+    "$bin" || status=$?
+    if ((status != 0)); then
+        echo "nostd-check: $name failed (exit status $status; see Fail in src/common.rs)" >&2
+        exit 1
+    fi
+done
 
 thumb=thumbv7em-none-eabihf
 have_thumb() { rustup target list --installed 2>/dev/null | grep -qx "$thumb"; }
@@ -31,7 +40,6 @@ fi
 
 echo "== nostd-check: $thumb build (profile flash: opt-level z, lto, panic abort)"
 cargo build --profile flash --target "$thumb"
-elf="target/$thumb/flash/tern-nostd-check"
 
 # Section sizes as "name size" lines: llvm-size / rust-size / GNU size if they
 # read the ARM ELF, else a minimal ELF32 section-header parser.
@@ -60,17 +68,57 @@ for h in hdrs:
 PY
 }
 
-sizes=$(sections "$elf")
-sec() { awk -v n="$1" '$1 == n { s += $2 } END { print s + 0 }' <<<"$sizes"; }
-text=$(sec .text)
-rodata=$(sec .rodata)
-data=$(sec .data)
-flash=$((text + rodata))
-echo "thumbv7em flash (text+rodata): $flash bytes"
-echo "  (.text $text, .rodata $rodata; .data $data more bytes of initialisers)"
+# Prints the flash size of image $1 labelled $2; sets $flash.
+flash_size() {
+    local elf="target/$thumb/flash/$1" sizes text rodata data
+    sizes=$(sections "$elf")
+    sec() { awk -v n="$1" '$1 == n { s += $2 } END { print s + 0 }' <<<"$sizes"; }
+    text=$(sec .text)
+    rodata=$(sec .rodata)
+    data=$(sec .data)
+    flash=$((text + rodata))
+    echo "thumbv7em flash, $2 (text+rodata): $flash bytes"
+    echo "  (.text $text, .rodata $rodata; .data $data more bytes of initialisers)"
+}
 
-# The image must really contain the handshake: tens of KB, not a stub.
-if ((flash < 20000)); then
-    echo "nostd-check: $elf is only $flash bytes; the handshake was optimised away?" >&2
+flash_size tern-nostd-handshake "handshake only (Noise IK + transport)"
+handshake=$flash
+flash_size tern-nostd-check "full session (handshake + ConstrainedConnection)"
+session=$flash
+echo "session layer on top of the handshake: $((session - handshake)) bytes"
+
+# size_of::<ConstrainedConnection>() on the 32-bit target, from the u32 the
+# image records in TERN_CONSTRAINED_CONNECTION_SIZE.
+python3 - "target/$thumb/flash/tern-nostd-check" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+e = "<" if d[5] == 1 else ">"
+shoff, = struct.unpack_from(e + "I", d, 0x20)
+shentsize, shnum = struct.unpack_from(e + "HH", d, 0x2E)
+hdrs = [struct.unpack_from(e + "IIIIIIIIII", d, shoff + i * shentsize) for i in range(shnum)]
+for h in hdrs:
+    if h[1] != 2:  # SHT_SYMTAB
+        continue
+    strtab = hdrs[h[6]]
+    for off in range(h[4], h[4] + h[5], 16):
+        name, value, size, info, other, shndx = struct.unpack_from(e + "IIIBBH", d, off)
+        start = strtab[4] + name
+        if d[start:d.index(b"\0", start)] == b"TERN_CONSTRAINED_CONNECTION_SIZE":
+            sec = hdrs[shndx]
+            n, = struct.unpack_from(e + "I", d, sec[4] + value - sec[3])
+            print(f"thumbv7em size_of::<ConstrainedConnection>(): {n} bytes")
+            sys.exit(0)
+print("TERN_CONSTRAINED_CONNECTION_SIZE not found in the image", file=sys.stderr)
+sys.exit(1)
+PY
+
+# The images must really contain the code: tens of KB, not a stub.
+if ((handshake < 20000)); then
+    echo "nostd-check: the handshake image is only $handshake bytes; optimised away?" >&2
+    exit 1
+fi
+if ((session <= handshake + 10000)); then
+    echo "nostd-check: the session image ($session bytes) is barely larger than the" \
+        "handshake image ($handshake bytes); the session optimised away?" >&2
     exit 1
 fi

@@ -10,6 +10,7 @@
 mod harness;
 mod noise;
 mod rng;
+mod transport;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,11 +31,15 @@ enum Command {
     /// The Noise engine against the snow crate: handshakes and transport
     /// messages.
     Noise(noise::Args),
+    /// The whole session path (client and server in memory) against the
+    /// bare AEAD and snow's transport mode.
+    Transport(transport::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Noise(args) => noise::run(&args),
+        Command::Transport(args) => transport::run(&args),
     }
 }

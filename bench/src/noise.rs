@@ -45,14 +45,14 @@ const CIPHERS: &[&str] = &["ChaChaPoly", "AESGCM"];
 const SIZES: &[(usize, &str)] = &[(64, "64B"), (1024, "1KiB"), (16384, "16KiB")];
 
 /// Fixed static keys (any 32 bytes are a valid X25519 private key).
-struct Statics {
-    initiator: [u8; DHLEN],
-    responder: [u8; DHLEN],
-    responder_public: [u8; DHLEN],
+pub(crate) struct Statics {
+    pub(crate) initiator: [u8; DHLEN],
+    pub(crate) responder: [u8; DHLEN],
+    pub(crate) responder_public: [u8; DHLEN],
 }
 
 impl Statics {
-    fn new(rng: &mut FastRng) -> Statics {
+    pub(crate) fn new(rng: &mut FastRng) -> Statics {
         let (mut initiator, mut responder) = ([0u8; DHLEN], [0u8; DHLEN]);
         rng.fill(&mut initiator);
         rng.fill(&mut responder);
@@ -171,14 +171,14 @@ pub fn run(args: &Args) -> ExitCode {
 /// when a copy's source and destination sit at the same offset in their
 /// pages, loads falsely wait on earlier stores (4K aliasing) and `memcpy`
 /// runs several times slower, which measured the heap, not the protocol.
-struct Buffers {
+pub(crate) struct Buffers {
     mem: Vec<u8>,
     stride: usize,
     size: usize,
 }
 
 impl Buffers {
-    fn new(size: usize) -> Buffers {
+    pub(crate) fn new(size: usize) -> Buffers {
         let stride = (size + TAGLEN).next_multiple_of(4096) + 1024;
         let mut mem = vec![0u8; 3 * stride];
         for (i, b) in mem[..size].iter_mut().enumerate() {
@@ -188,7 +188,7 @@ impl Buffers {
     }
 
     /// `(payload, wire, out)`.
-    fn parts(&mut self) -> (&[u8], &mut [u8], &mut [u8]) {
+    pub(crate) fn parts(&mut self) -> (&[u8], &mut [u8], &mut [u8]) {
         let (payload, rest) = self.mem.split_at_mut(self.stride);
         let (wire, out) = rest.split_at_mut(self.stride);
         let len = self.size + TAGLEN;
@@ -246,7 +246,7 @@ fn tern_pair(
 }
 
 /// A complete snow handshake, both sides, to transport mode.
-fn snow_handshake(
+pub(crate) fn snow_handshake(
     params: &snow::params::NoiseParams,
     keys: &Statics,
     rng: &mut FastRng,

@@ -5,15 +5,20 @@
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tern::Instant;
 use tern::connection::DropReason;
 use tern::crypto::CryptoProvider;
 use tern::endpoint::{ConnectionHandle, Endpoint, Slots};
+use tern::packet::{ShortHeader, decode_packet_number};
 use tern::storage::ByteStore;
 use tern::{Connection, Event};
+
+/// Datagrams one node may produce in a single flush before the simulator
+/// declares it stuck in a loop.
+pub const MAX_BURST: u64 = 100_000;
 
 /// How the simulated network treats each datagram.
 #[derive(Clone, Copy, Debug)]
@@ -65,6 +70,10 @@ pub struct NetStats {
     pub corrupted: u64,
     /// Dropped for exceeding the MTU.
     pub too_big: u64,
+    /// Data packets whose packet number was not the one after the previous
+    /// packet of the same session and direction: a reused nonce or a skipped
+    /// number. Always 0 for a correct sender.
+    pub pn_violations: u64,
 }
 
 struct InFlight {
@@ -181,6 +190,9 @@ where
     }
 }
 
+/// A datagram seen on the wire: when, from, to, bytes.
+pub type Captured = (Instant, SocketAddr, SocketAddr, Vec<u8>);
+
 /// The network and the clock.
 pub struct Net {
     /// Virtual time now.
@@ -200,6 +212,13 @@ pub struct Net {
     first: Option<SocketAddr>,
     /// Addresses whose datagrams are all dropped (a peer gone silent).
     pub blackholed: Vec<SocketAddr>,
+    /// When set, a copy of every datagram handed to the network, before
+    /// loss: `(time, from, to, bytes)`.
+    pub capture: Option<Vec<Captured>>,
+    /// Next packet number expected per (from, to, receiver session id).
+    next_pn: HashMap<(SocketAddr, SocketAddr, u32), u64>,
+    /// Transmit buffer, kept between flushes.
+    buf: Vec<u8>,
 }
 
 impl Net {
@@ -216,7 +235,30 @@ impl Net {
             largest_datagram: 0,
             first: None,
             blackholed: Vec::new(),
+            capture: None,
+            next_pn: HashMap::new(),
+            buf: Vec::new(),
         }
+    }
+
+    /// Checks that a data packet carries the packet number after the
+    /// previous one of its session and direction. Every datagram an endpoint
+    /// produces passes through [`Net::send`], so the numbers must be
+    /// exactly consecutive from 0: a repeat would reuse an AEAD nonce.
+    fn check_packet_number(&mut self, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        let Ok(h) = ShortHeader::decode(data) else {
+            return;
+        };
+        let next = self.next_pn.entry((from, to, h.receiver)).or_insert(0);
+        let pn = decode_packet_number(
+            next.checked_sub(1),
+            u64::from(h.pn_truncated),
+            usize::from(h.pn_len),
+        );
+        if pn != *next {
+            self.stats.pn_violations += 1;
+        }
+        *next = (*next).max(pn + 1);
     }
 
     fn chance(&mut self, p: f64) -> bool {
@@ -234,6 +276,12 @@ impl Net {
     pub fn send(&mut self, from: SocketAddr, to: SocketAddr, data: &[u8]) {
         self.stats.sent += 1;
         self.largest_datagram = self.largest_datagram.max(data.len());
+        if let Some(c) = self.capture.as_mut() {
+            c.push((self.now, from, to, data.to_vec()));
+        }
+        if data.first().is_some_and(|b| b & 0x80 == 0) {
+            self.check_packet_number(from, to, data);
+        }
         if self.blackholed.contains(&from) || self.blackholed.contains(&to) {
             self.stats.lost += 1;
             return;
@@ -286,13 +334,24 @@ impl Net {
         if self.first.is_none() {
             self.first = nodes.first().map(|n| n.addr());
         }
-        let mut buf = vec![0u8; 65536];
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(65536, 0);
         for n in nodes.iter_mut() {
+            let mut count = 0u64;
             while let Some((to, len)) = n.transmit(self.now, &mut buf) {
                 let from = n.addr();
                 self.send(from, to, &buf[..len]);
+                // Congestion and flow control bound a burst; an endpoint
+                // that never stops would fill memory.
+                count += 1;
+                assert!(
+                    count < MAX_BURST,
+                    "{from} produced {MAX_BURST} datagrams at {:?} without stopping",
+                    self.now
+                );
             }
         }
+        self.buf = buf;
     }
 
     /// Advances virtual time to the next event (a delivery or a deadline,

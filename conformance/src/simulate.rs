@@ -84,6 +84,7 @@ impl Report {
             && self.lost == 0
             && self.corrupted == 0
             && self.in_order
+            && self.net.pn_violations == 0
     }
 }
 
@@ -190,7 +191,16 @@ where
     let mut closing = false;
     let (mut client_closed, mut server_closed) = (false, false);
 
+    // The last statistics of each side: an endpoint frees a connection
+    // once its final event is polled.
+    let (mut client_stats, mut server_stats) = (None, None);
     while net.now < deadline {
+        if let Some(c) = client.ep.connection(ch) {
+            client_stats = Some(c.stats());
+        }
+        if let Some(c) = server_handle.and_then(|h| server.ep.connection(h)) {
+            server_stats = Some(c.stats());
+        }
         // Applications: events, receive, send.
         for (h, e) in client.drain_events().to_vec() {
             if h == ch && matches!(e, Event::Closed(_)) {
@@ -297,10 +307,12 @@ where
     let elapsed = net
         .now
         .saturating_duration_since(tern::Instant::from_millis(1));
-    let client_stats = client.ep.connection(ch).map(|c| c.stats());
-    let server_stats = server_handle
-        .and_then(|h| server.ep.connection(h))
-        .map(|c| c.stats());
+    if let Some(c) = client.ep.connection(ch) {
+        client_stats = Some(c.stats());
+    }
+    if let Some(c) = server_handle.and_then(|h| server.ep.connection(h)) {
+        server_stats = Some(c.stats());
+    }
     // Anything never delivered is lost.
     let accounted = delivered + lost + corrupted;
     if accounted < 2 * per_side {

@@ -76,22 +76,22 @@ fn run(
                 sent_s = true;
             }
         }
-        if let Some(c) = client.ep.connection_mut(ch) {
-            if let Ok(Some((1, n))) = c.recv_any(&mut buf) {
-                got_c = Some(buf[..n].to_vec());
-            }
+        if let Some(c) = client.ep.connection_mut(ch)
+            && let Ok(Some((1, n))) = c.recv_any(&mut buf)
+        {
+            got_c = Some(buf[..n].to_vec());
         }
-        if let Some(c) = sh.and_then(|h| server.ep.connection_mut(h)) {
-            if let Ok(Some((0, n))) = c.recv_any(&mut buf) {
-                got_s = Some(buf[..n].to_vec());
-            }
+        if let Some(c) = sh.and_then(|h| server.ep.connection_mut(h))
+            && let Ok(Some((0, n))) = c.recv_any(&mut buf)
+        {
+            got_s = Some(buf[..n].to_vec());
         }
-        if got_c.is_some() && got_s.is_some() {
-            if let Some(c) = client.ep.connection_mut(ch) {
-                if c.is_established() {
-                    c.close(net.now, 0, "bye");
-                }
-            }
+        if got_c.is_some()
+            && got_s.is_some()
+            && let Some(c) = client.ep.connection_mut(ch)
+            && c.is_established()
+        {
+            c.close(net.now, 0, "bye");
         }
         let done = |evs: &[(tern::endpoint::ConnectionHandle, Event)]| {
             evs.iter().any(|(_, e)| matches!(e, Event::Closed(_)))

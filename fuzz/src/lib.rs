@@ -10,7 +10,11 @@ use tern::crypto::{CryptoProvider, RustCrypto};
 use tern::noise::{Builder, HandshakeState, NoiseParams};
 use tern::rand_core::{TryCryptoRng, TryRng};
 
+pub mod connection;
+pub mod frame_decode;
 pub mod handshake;
+pub mod packet_header;
+pub mod params_decode;
 pub mod transport;
 
 /// Handshake patterns the `handshake` target drives (the first input byte

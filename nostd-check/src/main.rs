@@ -1,249 +1,284 @@
-//! The no_std proof: a `#![no_std]`, `#![no_main]` binary that runs a real
-//! Noise handshake between two in-memory peers using `tern` with default
-//! features off, then one transport message each way.
+//! The no_std proof: a `#![no_std]`, `#![no_main]` binary without an
+//! allocator that runs, with `tern` built with default features off:
+//!
+//! 1. a real Noise IK handshake between two in-memory peers, then one
+//!    transport message each way (`common::handshake`);
+//! 2. a whole session between a `tern::ConstrainedConnection` client and
+//!    server held on the stack: the IK handshake, three messages on channel
+//!    0 (one of them longer than a packet, so it is fragmented and
+//!    reassembled), a reply on channel 1, an unreliable datagram, and a
+//!    graceful close, each payload checked byte for byte.
 //!
 //! On the Linux host it links only libc (for `exit` and `write`) and has its
 //! own `_start` and `#[panic_handler]`: if any dependency pulled in `std`, the
-//! link would fail with a duplicate `panic_impl`. It exits 0 only if every
-//! step succeeded and every payload came back intact.
+//! link would fail with a duplicate `panic_impl`; nothing provides a global
+//! allocator, so anything needing `alloc` would fail to link as well. It
+//! exits 0 only if every step succeeded and every payload came back intact.
 //!
 //! On bare metal (`thumbv7em-none-eabihf`) it is a firmware image whose entry
-//! is `Reset`; it cannot run on the host, but its size is the flash cost of a
-//! complete handshake.
+//! is `Reset`; it cannot run on the host, but its size is the flash cost of
+//! a complete session. `handshake_only.rs` is the same without the session.
 
 #![no_std]
 #![no_main]
 
+mod common;
+
+use common::{Fail, INITIATOR_STATIC, RESPONDER_STATIC, TestRng, same};
 use core::hint::black_box;
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use tern::connection::ConnectionError;
 use tern::crypto::{CryptoProvider, RustCrypto};
-use tern::noise::{Builder, NoiseParams};
-use tern::rand_core::{TryCryptoRng, TryRng};
+use tern::{Config, ConstrainedConnection, Credentials, Event, Instant};
 
-/// Deterministic SplitMix64: fine for a test harness, never for real keys.
-struct TestRng(u64);
+const CLIENT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 5000);
+const SERVER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 4433);
 
-impl TryRng for TestRng {
-    type Error = core::convert::Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok(self.try_next_u64()? as u32)
+/// A message longer than one 512-byte packet.
+const LONG: [u8; 700] = {
+    let mut m = [0u8; 700];
+    let mut i = 0;
+    while i < m.len() {
+        m[i] = (i * 7 + 3) as u8;
+        i += 1;
     }
+    m
+};
+/// What the client sends on channel 0, in order.
+const MESSAGES: [&[u8]; 3] = [b"session: first message", &LONG, b"session: third message"];
+/// What the server answers on channel 1.
+const REPLY: &[u8] = b"session: the server's reply on channel 1";
+/// The client's unreliable datagram.
+const DATAGRAM: &[u8] = b"session: an unreliable datagram";
+/// The close reason.
+const BYE: &str = "session: done";
 
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Ok(z ^ (z >> 31))
-    }
+/// What has arrived so far.
+#[derive(Default)]
+struct Progress {
+    /// Messages of `MESSAGES` the server received, in order.
+    messages: usize,
+    replies: usize,
+    datagrams: usize,
+    /// Each side's `Closed` event, once the close started.
+    client_closed: bool,
+    server_closed: bool,
+}
 
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for chunk in dst.chunks_mut(8) {
-            let v = self.try_next_u64()?.to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
+/// Lets the two connections exchange packets at `now` until both are quiet.
+fn exchange(
+    client: &mut ConstrainedConnection,
+    server: &mut ConstrainedConnection,
+    now: Instant,
+    buf: &mut [u8],
+) -> Result<(), Fail> {
+    for _ in 0..64 {
+        let mut moved = false;
+        while let Some(t) = client.poll_transmit(now, buf).map_err(|_| Fail::Transmit)? {
+            if t.destination != SERVER_ADDR {
+                return Err(Fail::Transmit);
+            }
+            server
+                .handle(now, CLIENT_ADDR, &mut buf[..t.len])
+                .map_err(|_| Fail::Dropped)?;
+            moved = true;
         }
-        Ok(())
+        while let Some(t) = server.poll_transmit(now, buf).map_err(|_| Fail::Transmit)? {
+            if t.destination != CLIENT_ADDR {
+                return Err(Fail::Transmit);
+            }
+            client
+                .handle(now, SERVER_ADDR, &mut buf[..t.len])
+                .map_err(|_| Fail::Dropped)?;
+            moved = true;
+        }
+        if !moved {
+            return Ok(());
+        }
     }
+    Err(Fail::Stalled)
 }
 
-impl TryCryptoRng for TestRng {}
-
-const PROTOCOL: &str = "Noise_IK_25519_ChaChaPoly_SHA256";
-const INITIATOR_STATIC: [u8; 32] = [0x11; 32];
-const RESPONDER_STATIC: [u8; 32] = [0x22; 32];
-const PROLOGUE: &[u8] = b"tern no_std check";
-const HELLO: &[u8] = b"hello from the initiator";
-const WELCOME: &[u8] = b"welcome from the responder";
-const PING: &[u8] = b"transport: initiator to responder";
-const PONG: &[u8] = b"transport: responder to initiator";
-
-/// Which step failed; the process exit status.
-#[derive(Clone, Copy)]
-#[repr(i32)]
-enum Fail {
-    Params = 10,
-    Build = 11,
-    Msg0 = 12,
-    Msg1 = 13,
-    Finish = 14,
-    Split = 15,
-    Ping = 16,
-    Pong = 17,
-    Mismatch = 18,
-}
-
-fn same(a: &[u8], b: &[u8]) -> Result<(), Fail> {
-    if a == b { Ok(()) } else { Err(Fail::Mismatch) }
-}
-
-/// Runs the whole exchange. Inputs pass through `black_box` so the optimiser
-/// cannot evaluate any of it at compile time.
-fn handshake() -> Result<(), Fail> {
-    let params: NoiseParams = black_box(PROTOCOL).parse().map_err(|_| Fail::Params)?;
-    let i_static = black_box(INITIATOR_STATIC);
-    let r_static = black_box(RESPONDER_STATIC);
-    let i_public = RustCrypto.x25519_base(&i_static);
-    let r_public = RustCrypto.x25519_base(&r_static);
-    let mut rng = TestRng(black_box(0x7e42));
-
-    let mut initiator = Builder::new(params)
-        .prologue(PROLOGUE)
-        .local_private_key(&i_static)
-        .remote_public_key(&r_public)
-        .build_initiator(&mut rng)
-        .map_err(|_| Fail::Build)?;
-    let mut responder = Builder::new(params)
-        .prologue(PROLOGUE)
-        .local_private_key(&r_static)
-        .build_responder(&mut rng)
-        .map_err(|_| Fail::Build)?;
-
-    let mut wire = [0u8; 256];
-    let mut plain = [0u8; 256];
-
-    // -> e, es, s, ss
-    let n = initiator
-        .write_message(black_box(HELLO), &mut wire)
-        .map_err(|_| Fail::Msg0)?;
-    let k = responder
-        .read_message(&wire[..n], &mut plain)
-        .map_err(|_| Fail::Msg0)?;
-    same(&plain[..k], HELLO)?;
-    same(responder.remote_static().ok_or(Fail::Msg0)?, &i_public)?;
-
-    // <- e, ee, se
-    let n = responder
-        .write_message(black_box(WELCOME), &mut wire)
-        .map_err(|_| Fail::Msg1)?;
-    let k = initiator
-        .read_message(&wire[..n], &mut plain)
-        .map_err(|_| Fail::Msg1)?;
-    same(&plain[..k], WELCOME)?;
-
-    if !initiator.is_finished() || !responder.is_finished() {
-        return Err(Fail::Finish);
+/// Handles both sides' events: sends once connected, checks what arrives.
+fn events(
+    client: &mut ConstrainedConnection,
+    server: &mut ConstrainedConnection,
+    p: &mut Progress,
+    closing: bool,
+) -> Result<(), Fail> {
+    let mut msg = [0u8; 1024];
+    while let Some(e) = client.poll_event() {
+        match e {
+            Event::Connected => {
+                for m in MESSAGES {
+                    client.send(0, m).map_err(|_| Fail::Send)?;
+                }
+                client.send_datagram(DATAGRAM).map_err(|_| Fail::Send)?;
+            }
+            Event::Readable(ch) => {
+                while let Some(n) = client.recv(ch, &mut msg).map_err(|_| Fail::Recv)? {
+                    if ch != 1 {
+                        return Err(Fail::Recv);
+                    }
+                    same(&msg[..n], REPLY)?;
+                    p.replies += 1;
+                }
+            }
+            Event::Closed(ConnectionError::LocallyClosed { code: 0 }) if closing => {
+                p.client_closed = true;
+            }
+            Event::Closed(_) => return Err(Fail::Closed),
+            _ => {}
+        }
     }
-    same(initiator.handshake_hash(), responder.handshake_hash())?;
-
-    let mut initiator = initiator.into_transport().map_err(|_| Fail::Split)?;
-    let mut responder = responder.into_transport().map_err(|_| Fail::Split)?;
-
-    let n = initiator
-        .write_message(black_box(PING), &mut wire)
-        .map_err(|_| Fail::Ping)?;
-    if n == PING.len() || &wire[..PING.len()] == PING {
-        // Not encrypted, or no tag: something is badly wrong.
-        return Err(Fail::Ping);
-    }
-    let k = responder
-        .read_message(&wire[..n], &mut plain)
-        .map_err(|_| Fail::Ping)?;
-    same(&plain[..k], PING)?;
-
-    let n = responder
-        .write_message(black_box(PONG), &mut wire)
-        .map_err(|_| Fail::Pong)?;
-    let k = initiator
-        .read_message(&wire[..n], &mut plain)
-        .map_err(|_| Fail::Pong)?;
-    same(&plain[..k], PONG)?;
-
-    // A tampered message must be refused.
-    let n = initiator
-        .write_message(black_box(PING), &mut wire)
-        .map_err(|_| Fail::Ping)?;
-    wire[0] ^= 1;
-    if responder.read_message(&wire[..n], &mut plain).is_ok() {
-        return Err(Fail::Mismatch);
+    while let Some(e) = server.poll_event() {
+        match e {
+            Event::Connected => server.send(1, REPLY).map_err(|_| Fail::Send)?,
+            Event::Readable(ch) => {
+                while let Some(n) = server.recv(ch, &mut msg).map_err(|_| Fail::Recv)? {
+                    let expected = MESSAGES.get(p.messages).ok_or(Fail::Recv)?;
+                    if ch != 0 {
+                        return Err(Fail::Recv);
+                    }
+                    same(&msg[..n], expected)?;
+                    p.messages += 1;
+                }
+            }
+            Event::DatagramReceived => {
+                while let Some(n) = server.recv_datagram(&mut msg).map_err(|_| Fail::Recv)? {
+                    same(&msg[..n], DATAGRAM)?;
+                    p.datagrams += 1;
+                }
+            }
+            Event::Closed(ConnectionError::PeerClosed { code: 0, reason })
+                if closing && reason.as_str() == BYE =>
+            {
+                p.server_closed = true;
+            }
+            Event::Closed(_) => return Err(Fail::Closed),
+            _ => {}
+        }
     }
     Ok(())
 }
 
+/// A client and a server `ConstrainedConnection` over a perfect in-memory
+/// network, driven as the crate documentation says: exchange packets, handle
+/// events, then jump to the next deadline.
+fn session() -> Result<(), Fail> {
+    let server_key = black_box(RESPONDER_STATIC);
+    let client_creds = Credentials {
+        private_key: Some(black_box(INITIATOR_STATIC)),
+        remote_public_key: Some(RustCrypto.x25519_base(&server_key)),
+        psk: None,
+    };
+    let server_creds = Credentials {
+        private_key: Some(server_key),
+        ..Credentials::default()
+    };
+    let mut rng = TestRng(black_box(0x5e55_1011));
+    let mut now = Instant::from_millis(black_box(1));
+    let mut buf = [0u8; 1500];
+
+    let mut client = ConstrainedConnection::connect(
+        Config::constrained(),
+        &client_creds,
+        now,
+        1,
+        SERVER_ADDR,
+        &mut rng,
+    )
+    .map_err(|_| Fail::Connect)?;
+    let first = client
+        .poll_transmit(now, &mut buf)
+        .map_err(|_| Fail::Transmit)?
+        .ok_or(Fail::Connect)?;
+    let mut server = ConstrainedConnection::accept(
+        Config::constrained(),
+        &server_creds,
+        now,
+        2,
+        CLIENT_ADDR,
+        &buf[..first.len],
+        &mut rng,
+    )
+    .map_err(|_| Fail::Accept)?;
+
+    let mut p = Progress::default();
+    let mut closing = false;
+    for _ in 0..500 {
+        exchange(&mut client, &mut server, now, &mut buf)?;
+        events(&mut client, &mut server, &mut p, closing)?;
+        let delivered = p.messages == MESSAGES.len() && p.replies == 1 && p.datagrams == 1;
+        if delivered && !closing {
+            client.close(now, 0, BYE);
+            closing = true;
+            continue;
+        }
+        if closing && p.client_closed && p.server_closed {
+            break;
+        }
+        // Nothing to do until the next deadline: jump there.
+        let Some(next) = [client.poll_timeout(), server.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
+            break;
+        };
+        now = now.max(next);
+        client.handle_timeout(now);
+        server.handle_timeout(now);
+    }
+    if !(p.messages == MESSAGES.len() && p.replies == 1 && p.datagrams == 1) {
+        return Err(Fail::Stalled);
+    }
+    if !(p.client_closed && p.server_closed) {
+        return Err(Fail::Closed);
+    }
+    // A perfect network: nothing dropped, everything counted.
+    let (c, s) = (client.stats(), server.stats());
+    if c.dropped.total() != 0
+        || s.dropped.total() != 0
+        || c.tx_messages != MESSAGES.len() as u64
+        || s.rx_messages != MESSAGES.len() as u64
+        || c.rx_messages != 1
+        || s.rx_datagrams != 1
+        || c.handshake_duration.is_none()
+    {
+        return Err(Fail::Stats);
+    }
+    Ok(())
+}
+
+/// `size_of::<ConstrainedConnection>()` on the target (32-bit on Cortex-M):
+/// the RAM one connection takes there. `.ci/nostd.sh` reads it from the
+/// image.
+#[cfg(target_os = "none")]
+#[unsafe(no_mangle)]
+static TERN_CONSTRAINED_CONNECTION_SIZE: u32 = core::mem::size_of::<ConstrainedConnection>() as u32;
+
 /// 0 on success, else the failing step's code.
 fn run() -> i32 {
-    match handshake() {
+    // Keeps the size record in the image.
+    #[cfg(target_os = "none")]
+    black_box(&TERN_CONSTRAINED_CONNECTION_SIZE);
+    match common::handshake().and_then(|()| session()) {
         Ok(()) => 0,
         Err(f) => f as i32,
     }
 }
 
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-mod rt {
-    unsafe extern "C" {
-        fn exit(status: i32) -> !;
-        fn abort() -> !;
-        fn write(fd: i32, buf: *const u8, count: usize) -> isize;
-    }
-
-    /// The process entry (no C start files): align the stack as a call
-    /// would, then hand over to Rust.
-    #[unsafe(naked)]
-    #[unsafe(no_mangle)]
-    pub unsafe extern "C" fn _start() -> ! {
-        core::arch::naked_asm!(
-            "xor ebp, ebp",
-            "mov rdi, rsp",
-            "and rsp, -16",
-            "call {entry}",
-            "ud2",
-            entry = sym entry,
-        )
-    }
-
-    extern "C" fn entry(_sp: *const usize) -> ! {
-        let code = super::run();
-        let msg: &[u8] = if code == 0 {
-            b"nostd-check: IK handshake and transport round trip OK\n"
-        } else {
-            b"nostd-check: FAILED (see exit status)\n"
-        };
-        // SAFETY: a valid buffer for the call; libc is initialised by the
-        // dynamic loader before `_start` runs.
-        unsafe {
-            write(if code == 0 { 1 } else { 2 }, msg.as_ptr(), msg.len());
-            exit(code)
-        }
-    }
-
-    #[panic_handler]
-    fn panic(_: &core::panic::PanicInfo) -> ! {
-        // SAFETY: abort takes no arguments and never returns.
-        unsafe { abort() }
-    }
-
-    /// The host's precompiled `core` is built to unwind, so its unwind tables
-    /// name this symbol; release builds drop them with LTO, unoptimised ones
-    /// still need it to link. With `panic = "abort"` it is never called.
-    #[unsafe(no_mangle)]
-    extern "C" fn rust_eh_personality() {}
+/// What a successful run prints (the host runtime calls it; bare metal has
+/// no console).
+#[cfg_attr(target_os = "none", allow(dead_code))]
+fn report() {
+    common::print(b"nostd-check: IK handshake and transport round trip OK\n");
+    common::print(
+        b"nostd-check: ConstrainedConnection session OK (IK handshake, 3 messages incl. a \
+          fragmented one, a reply, a datagram, graceful close; no allocator)\n",
+    );
+    common::print(b"nostd-check: size_of::<ConstrainedConnection>() = ");
+    common::print_usize(core::mem::size_of::<ConstrainedConnection>());
+    common::print(b" bytes\n");
 }
-
-#[cfg(target_os = "none")]
-mod rt {
-    /// Where a debugger (or a test harness) finds the outcome: -1 until the
-    /// check has run, then 0 or the failing step's code.
-    #[unsafe(no_mangle)]
-    static mut TERN_NOSTD_RESULT: i32 = -1;
-
-    /// The reset vector's target: run the check, publish the result, park.
-    #[unsafe(no_mangle)]
-    pub extern "C" fn Reset() -> ! {
-        let code = super::run();
-        // SAFETY: single-threaded firmware; a volatile store so the result
-        // (and with it the whole handshake) cannot be optimised away.
-        unsafe { core::ptr::write_volatile(&raw mut TERN_NOSTD_RESULT, code) };
-        loop {
-            core::hint::spin_loop();
-        }
-    }
-
-    #[panic_handler]
-    fn panic(_: &core::panic::PanicInfo) -> ! {
-        loop {
-            core::hint::spin_loop();
-        }
-    }
-}
-
-#[cfg(not(any(all(target_os = "linux", target_arch = "x86_64"), target_os = "none")))]
-compile_error!("nostd-check supports x86_64 Linux (runs) and bare-metal targets (size only)");

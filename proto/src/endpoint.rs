@@ -401,7 +401,11 @@ where
             return Err(DropReason::Unexpected);
         };
         if h.version != VERSION {
-            self.queue_version_mismatch(from, h.sender);
+            // Answer only a datagram at least as large as any first message
+            // (header and ephemeral key), so the answer never amplifies.
+            if data.len() >= LONG_HEADER_LEN + 32 {
+                self.queue_version_mismatch(from, h.sender);
+            }
             return Err(DropReason::Unexpected);
         }
         // A retransmitted initiation goes to the connection it created.

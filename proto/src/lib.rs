@@ -114,8 +114,8 @@
 //! Smaller windows, fewer channels or fewer tracked packets are a matter of
 //! choosing other type parameters. With `alloc`, [`ServiceConnection`]
 //! buffers live on the heap, grow up to the configured windows and are freed
-//! when drained (119,448 bytes inline, most of it the table of 256 tracked
-//! packets and 64 channel slots).
+//! once drained, at the connection's next timer (119,448 bytes inline, most
+//! of it the table of 256 tracked packets and 64 channel slots).
 //!
 //! Features: `alloc` and `std` are opt-in; the default build is `no_std`
 //! without `alloc`.

@@ -48,8 +48,9 @@ impl<const N: usize> ByteStore for FixedBytes<N> {
     }
 }
 
-/// A heap buffer allocated on first use and freed when drained, up to
-/// `limit` bytes.
+/// A heap buffer allocated on first use and freed once drained (the
+/// connection releases drained buffers when its timers run), up to `limit`
+/// bytes.
 #[cfg(feature = "alloc")]
 pub struct HeapBytes {
     buf: alloc::vec::Vec<u8>,

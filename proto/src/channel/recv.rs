@@ -64,40 +64,45 @@ impl<B: ByteStore> RecvChannel<B> {
         }
     }
 
-    fn idx(&self, off: u64) -> usize {
-        (off % self.window) as usize
+    /// Byte range of bitmap `map` in the store.
+    fn map_range(&self, map: usize) -> (usize, usize) {
+        let w = self.window as usize;
+        let start = w + map * w.div_ceil(8);
+        (start, start + w.div_ceil(8))
     }
 
-    fn bit(&self, map: usize, off: u64) -> bool {
-        let i = self.idx(off);
-        let w = self.window as usize;
-        let byte = w + map * w.div_ceil(8) + i / 8;
-        self.store
-            .bytes()
-            .get(byte)
-            .is_some_and(|b| b & (1 << (i % 8)) != 0)
+    /// First offset in `[from, to)` whose bit in `map` equals `want`. A
+    /// store not allocated yet reads as all clear. Word at a time.
+    fn find_bit(&self, map: usize, from: u64, to: u64, want: bool) -> Option<u64> {
+        let (start, end) = self.map_range(map);
+        let bytes = self.store.bytes();
+        let end = end.min(bytes.len());
+        let bits = &bytes[start.min(end)..end];
+        let mut o = from;
+        while o < to {
+            let i = (o % self.window) as usize;
+            // The part of the range before the ring wraps.
+            let n = (to - o).min(self.window - i as u64) as usize;
+            if let Some(k) = find_in(bits, i, i + n, want) {
+                return Some(o + (k - i) as u64);
+            }
+            o += n as u64;
+        }
+        None
     }
 
     fn set_bits(&mut self, map: usize, from: u64, to: u64, value: bool) {
-        let w = self.window as usize;
-        let base = w + map * w.div_ceil(8);
-        let mut o = from;
+        let (start, end) = self.map_range(map);
+        let window = self.window;
         let bytes = self.store.bytes_mut();
+        let end = end.min(bytes.len());
+        let bits = &mut bytes[start.min(end)..end];
+        let mut o = from;
         while o < to {
-            let i = (o % self.window) as usize;
-            // Whole bytes where aligned and not wrapping.
-            if i.is_multiple_of(8) && to - o >= 8 && i + 8 <= w {
-                bytes[base + i / 8] = if value { 0xff } else { 0 };
-                o += 8;
-                continue;
-            }
-            let b = &mut bytes[base + i / 8];
-            if value {
-                *b |= 1 << (i % 8);
-            } else {
-                *b &= !(1 << (i % 8));
-            }
-            o += 1;
+            let i = (o % window) as usize;
+            let n = (to - o).min(window - i as u64) as usize;
+            fill_in(bits, i, i + n, value);
+            o += n as u64;
         }
     }
 
@@ -137,8 +142,14 @@ impl<B: ByteStore> RecvChannel<B> {
         }
         let grew = end.saturating_sub(self.highest);
         self.highest = self.highest.max(end);
-        while self.contiguous < self.highest && self.bit(0, self.contiguous) {
-            self.contiguous += 1;
+        if start < end && start <= self.contiguous {
+            // `[start, end)` was just marked received: no need to scan it.
+            self.contiguous = self.contiguous.max(end);
+        }
+        if self.contiguous < self.highest {
+            self.contiguous = self
+                .find_bit(0, self.contiguous, self.highest, false)
+                .unwrap_or(self.highest);
         }
         if self.contiguous - self.base > self.max_message
             && self.peek_end_within(self.base + self.max_message).is_none()
@@ -149,15 +160,9 @@ impl<B: ByteStore> RecvChannel<B> {
     }
 
     fn peek_end_within(&self, limit: u64) -> Option<u64> {
-        let mut o = self.scanned.max(self.base);
+        let o = self.scanned.max(self.base);
         let limit = limit.min(self.contiguous);
-        while o < limit {
-            if self.bit(1, o) {
-                return Some(o + 1);
-            }
-            o += 1;
-        }
-        None
+        self.find_bit(1, o, limit, true).map(|end| end + 1)
     }
 
     /// Length of the next complete message, if there is one.
@@ -192,10 +197,18 @@ impl<B: ByteStore> RecvChannel<B> {
         self.set_bits(1, self.base, end, false);
         self.base = end;
         self.scanned = end;
+        Some(Ok(len))
+    }
+
+    /// Frees the buffer if everything received was read. Not done on
+    /// every read: a stream the application keeps up with drains after
+    /// nearly every packet, and allocating and zeroing the whole window
+    /// again each time cost more than the rest of the receive path. (Kept,
+    /// the store needs no clearing: reads clear the bits they consume.)
+    pub fn release_if_drained(&mut self) {
         if self.highest == self.base {
             self.store.release();
         }
-        Some(Ok(len))
     }
 
     /// Bytes delivered to the application so far.
@@ -236,6 +249,67 @@ impl<B: ByteStore> RecvChannel<B> {
             self.highest,
             self.max_data
         )
+    }
+}
+
+/// Whether bit `i` of `bits` is set; bits past the slice read as clear.
+fn get_bit(bits: &[u8], i: usize) -> bool {
+    bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0)
+}
+
+/// First index in `[from, to)` whose bit equals `want`: bit by bit to a
+/// byte boundary, then 64 bits, then 8 bits at a time.
+fn find_in(bits: &[u8], from: usize, to: usize, want: bool) -> Option<usize> {
+    let mut i = from;
+    while i < to && !i.is_multiple_of(8) {
+        if get_bit(bits, i) == want {
+            return Some(i);
+        }
+        i += 1;
+    }
+    // Bits equal to `want` become ones.
+    let flip = |x: u64| if want { x } else { !x };
+    while i + 64 <= to {
+        let Some(w) = bits.get(i / 8..i / 8 + 8) else {
+            break;
+        };
+        let x = flip(u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
+        if x != 0 {
+            return Some(i + x.trailing_zeros() as usize);
+        }
+        i += 64;
+    }
+    while i + 8 <= to {
+        let x = flip(u64::from(bits.get(i / 8).copied().unwrap_or(0))) & 0xff;
+        if x != 0 {
+            return Some(i + x.trailing_zeros() as usize);
+        }
+        i += 8;
+    }
+    (i..to).find(|&k| get_bit(bits, k) == want)
+}
+
+/// Sets bits `[from, to)` of `bits` to `value`, whole bytes at once.
+fn fill_in(bits: &mut [u8], from: usize, to: usize, value: bool) {
+    let set = |bits: &mut [u8], i: usize| {
+        let b = &mut bits[i / 8];
+        if value {
+            *b |= 1 << (i % 8);
+        } else {
+            *b &= !(1 << (i % 8));
+        }
+    };
+    let mut i = from;
+    while i < to && !i.is_multiple_of(8) {
+        set(bits, i);
+        i += 1;
+    }
+    let whole = (to - i) / 8;
+    bits[i / 8..i / 8 + whole].fill(if value { 0xff } else { 0 });
+    i += whole * 8;
+    while i < to {
+        set(bits, i);
+        i += 1;
     }
 }
 
@@ -303,6 +377,32 @@ mod tests {
     }
 
     proptest! {
+        /// The word-at-a-time bitmap helpers agree with bit-by-bit ones.
+        #[test]
+        fn bitmap_helpers_match_bit_by_bit(
+            bytes in proptest::collection::vec(any::<u8>(), 0..40),
+            a in 0usize..330,
+            b in 0usize..330,
+            want in any::<bool>(),
+        ) {
+            let (from, to) = (a.min(b), a.max(b));
+            let naive = (from..to).find(|&i| get_bit(&bytes, i) == want);
+            prop_assert_eq!(find_in(&bytes, from, to, want), naive);
+            let to = to.min(bytes.len() * 8);
+            let from = from.min(to);
+            let mut fast = bytes.clone();
+            fill_in(&mut fast, from, to, want);
+            let mut slow = bytes.clone();
+            for i in from..to {
+                if want {
+                    slow[i / 8] |= 1 << (i % 8);
+                } else {
+                    slow[i / 8] &= !(1 << (i % 8));
+                }
+            }
+            prop_assert_eq!(fast, slow);
+        }
+
         /// Messages cut into fragments, delivered in any order with
         /// duplicates, come out whole and in order, across ring wraps.
         #[test]
@@ -310,8 +410,10 @@ mod tests {
             sizes in proptest::collection::vec(1usize..20, 1..40),
             order_seed in any::<u64>(),
             cut in 1usize..9,
+            // A window that is not a whole number of bitmap bytes too.
+            window in prop_oneof![Just(64usize), Just(61)],
         ) {
-            let mut c = RecvChannel::<Store>::new(64, 32);
+            let mut c = RecvChannel::<Store>::new(window, 32);
             let mut stream = std::vec::Vec::new();
             let mut ends = std::vec::Vec::new();
             for (i, &s) in sizes.iter().enumerate() {

@@ -71,6 +71,13 @@ impl<B: ByteStore> SendChannel<B> {
     /// Queues a whole message. `conn_blocked` tells whether the connection
     /// credit is what holds unsent data back, for the error's reason.
     pub fn push(&mut self, msg: &[u8], conn_blocked: bool) -> Result<(), SendBlocked> {
+        if msg.is_empty() {
+            // The stream cannot express an empty message (spec/channels.md
+            // §2.2): it is accepted and sends nothing. Queuing its end would
+            // take a slot that only an acknowledgement frees, and nothing is
+            // sent to be acknowledged.
+            return Ok(());
+        }
         if self.ends.is_full() {
             return Err(SendBlocked::Queue);
         }
@@ -126,18 +133,18 @@ impl<B: ByteStore> SendChannel<B> {
             return None;
         }
         if let Some((s, e)) = self.lost.first() {
-            let end = self.cut(s, e.min(s + max as u64));
+            let (end, fin) = self.cut(s, e.min(s + max as u64));
             self.lost.remove(s, end);
-            return Some((s, (end - s) as usize, self.is_end(end), false));
+            return Some((s, (end - s) as usize, fin, false));
         }
         let new = self.sendable_new().min(conn_credit).min(max as u64);
         if new == 0 {
             return None;
         }
         let s = self.sent_off;
-        let end = self.cut(s, s + new);
+        let (end, fin) = self.cut(s, s + new);
         self.sent_off = end;
-        Some((s, (end - s) as usize, self.is_end(end), true))
+        Some((s, (end - s) as usize, fin, true))
     }
 
     /// Offset of the range [`next_range`](Self::next_range) would return.
@@ -148,17 +155,20 @@ impl<B: ByteStore> SendChannel<B> {
         }
     }
 
-    /// Cuts `[s, e)` at the first message end inside it.
-    fn cut(&self, s: u64, e: u64) -> u64 {
-        self.ends
-            .iter()
-            .copied()
-            .find(|&end| end > s)
-            .map_or(e, |end| end.min(e))
-    }
-
-    fn is_end(&self, off: u64) -> bool {
-        self.ends.iter().any(|&e| e == off)
+    /// Cuts `[s, e)` (`s < e`) at the first message end inside it, and
+    /// says whether the cut ends a message. `ends` ascends, so a binary
+    /// search finds the first end after `s`; no other end can equal the cut.
+    fn cut(&self, s: u64, e: u64) -> (u64, bool) {
+        let (a, b) = self.ends.as_slices();
+        let i = a.partition_point(|&end| end <= s);
+        let first = match a.get(i) {
+            Some(&end) => Some(end),
+            None => b.get(b.partition_point(|&end| end <= s)).copied(),
+        };
+        match first {
+            Some(end) if end <= e => (end, true),
+            _ => (e, false),
+        }
     }
 
     /// Copies stream bytes `[off, off + out.len())` into `out`.
@@ -188,9 +198,14 @@ impl<B: ByteStore> SendChannel<B> {
             while self.ends.front().is_some_and(|&end| end <= self.base) {
                 self.ends.pop_front();
             }
-            if self.base == self.write_off {
-                self.buf.release();
-            }
+        }
+    }
+
+    /// Frees the buffer if every queued byte was acknowledged (not on every
+    /// acknowledgement: see `RecvChannel::release_if_drained`).
+    pub fn release_if_idle(&mut self) {
+        if self.is_idle() {
+            self.buf.release();
         }
     }
 
@@ -285,6 +300,53 @@ mod tests {
         assert!(!c.is_idle());
         c.on_acked(8, 11);
         assert!(c.is_idle());
+    }
+
+    /// Found by the `connection` fuzz target: every empty message took a
+    /// slot of `ends` that only an acknowledgement frees, and an empty
+    /// message sends nothing, so 64 of them on an idle channel blocked it
+    /// for good (`Queue`, and no `Writable` ever followed).
+    #[test]
+    fn empty_messages_take_no_queue_slot() {
+        let mut c = SendChannel::<FixedBytes<64>>::new(64, 1000);
+        for _ in 0..2 * MAX_QUEUED_MESSAGES {
+            assert_eq!(c.push(b"", false), Ok(()));
+        }
+        assert!(c.is_idle());
+        assert_eq!(c.next_range(100, 100), None);
+        c.push(b"after", false).unwrap();
+        assert_eq!(c.next_range(100, 100), Some((0, 5, true, true)));
+        c.on_acked(0, 5);
+        assert!(c.is_idle());
+    }
+
+    /// Ranges end at message ends, with `fin` exactly there, while the
+    /// queue of message ends wraps around many times.
+    #[test]
+    fn cuts_follow_message_ends_across_queue_wraps() {
+        let mut c = SendChannel::<FixedBytes<256>>::new(256, u64::MAX);
+        let mut ends = std::vec::Vec::new();
+        let (mut written, mut k) = (0u64, 0u64);
+        for round in 0..300u64 {
+            while c.push(&[7; 5][..1 + (k % 5) as usize], false).is_ok() {
+                written += 1 + k % 5;
+                ends.push(written);
+                k += 1;
+            }
+            let max = 1 + (round % 7) as usize;
+            let mut sent = None;
+            while let Some((off, len, fin, _)) = c.next_range(max, u64::MAX) {
+                let end = off + len as u64;
+                let next_end = *ends.iter().find(|&&e| e > off).unwrap();
+                assert!(end <= next_end, "range crosses a message end");
+                assert_eq!(fin, end == next_end);
+                sent = Some(end);
+            }
+            if let Some(end) = sent {
+                c.on_acked(0, end);
+            }
+        }
+        assert!(k > 3 * MAX_QUEUED_MESSAGES as u64);
     }
 
     #[test]

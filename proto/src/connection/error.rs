@@ -142,6 +142,8 @@ pub enum SendError {
         /// The largest message allowed.
         max: usize,
     },
+    /// Messages must have at least one byte.
+    Empty,
     /// The channel id is beyond what the peer accepts.
     InvalidChannel,
     /// The connection is not established, or is closing or closed.
@@ -153,6 +155,7 @@ impl fmt::Display for SendError {
         match self {
             SendError::WouldBlock(r) => write!(f, "would block: {r:?}"),
             SendError::TooLarge { max } => write!(f, "message larger than {max} bytes"),
+            SendError::Empty => f.write_str("empty message"),
             SendError::InvalidChannel => f.write_str("invalid channel"),
             SendError::NotConnected => f.write_str("not connected"),
         }

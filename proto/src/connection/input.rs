@@ -135,9 +135,13 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         };
         let hs = build_handshake::<P, R>(pattern, suite, false, creds, rng)
             .map_err(|_| DropReason::Unexpected)?;
+        if h.sender == 0 {
+            return Err(DropReason::Malformed);
+        }
         let mut c = Self::blank(config, Side::Server, now, local_id, peer);
         c.hs = Some(hs);
         c.remote_id = h.sender;
+        c.unvalidated_rx = packet.len() as u64;
         c.read_handshake(now, body)?;
         Ok(c)
     }
@@ -160,8 +164,8 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         // peer's come in the first one it sends.
         if self.peer_params.is_none() {
             match Params::decode(&payload[..n]) {
-                Ok(p) => self.peer_params = Some(p),
-                Err(_) => {
+                Ok(p) if p.version == VERSION => self.peer_params = Some(p),
+                _ => {
                     // Finish the handshake so the refusal is authenticated,
                     // then close with PARAMETER.
                     self.peer_params = Some(Params::from_config(&self.config));
@@ -246,6 +250,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         let Some(hs) = self.hs.take() else { return };
         let wrote_last = self.last_flight_final;
         let Ok(t) = hs.into_transport() else { return };
+        self.remote_static = t.remote_static().copied();
         let (tx, rx) = t.into_cipher_states();
         self.tx_key = Some(tx);
         self.rx_key = Some(rx);
@@ -294,6 +299,9 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
     ) -> Result<(), DropReason> {
         self.stats.rx_packets += 1;
         self.stats.rx_bytes += data.len() as u64;
+        if !self.confirmed {
+            self.unvalidated_rx += data.len() as u64;
+        }
         let r = self.handle_inner(now, from, data);
         if let Err(reason) = r {
             self.stats.dropped.count(reason);
@@ -345,18 +353,33 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                 if usize::from(h.msg_index) == i
                     && !self.hs.as_ref().is_some_and(|hs| hs.is_my_turn()) =>
             {
-                if self.remote_id == 0 {
-                    self.remote_id = h.sender;
-                } else if self.remote_id != h.sender {
+                if self.remote_id != 0 && self.remote_id != h.sender {
                     return Err(DropReason::Malformed);
                 }
-                self.last_rx = now;
-                self.read_handshake(now, body)
+                // Take the peer's session id only from a message that
+                // authenticates: a forged one must not redirect the session.
+                let previous = self.remote_id;
+                self.remote_id = h.sender;
+                let r = self.read_handshake(now, body);
+                if r.is_err() {
+                    self.remote_id = previous;
+                } else {
+                    self.last_rx = now;
+                }
+                r
             }
             _ => {
                 // A retransmission of a message we already processed: the
                 // peer did not get our answer. Send it again.
-                if self.confirmed && self.hs.is_none() && h.sender == self.remote_id {
+                // Only a message after our own last one qualifies: a replay
+                // of an earlier message (a server seeing the client's first
+                // message again once confirmed) is not a retransmission and
+                // is dropped as unexpected below, not answered.
+                if self.confirmed
+                    && self.hs.is_none()
+                    && h.sender == self.remote_id
+                    && h.msg_index > self.flight_index
+                {
                     // The peer repeats the last handshake message: it has
                     // not seen our confirming packet yet. Send another.
                     self.ping_pending = true;
@@ -416,8 +439,11 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             return Ok(());
         }
         // Validate every frame before acting on any, so a packet is either
-        // processed whole or dropped unacknowledged.
+        // processed whole or dropped unacknowledged. MESSAGE frames are
+        // checked against the limits in the same pass; a malformed frame
+        // anywhere still takes precedence over a limit broken before it.
         let mut eliciting = false;
+        let mut limits = Ok(());
         for f in FrameDecoder::new(plain) {
             let Ok(f) = f else {
                 self.replay.mark(pn);
@@ -425,8 +451,11 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                 return Err(DropReason::Malformed);
             };
             eliciting |= f.is_ack_eliciting();
+            if let (Ok(()), Frame::Message(m)) = (limits, &f) {
+                limits = self.precheck_message(m.channel, m.offset, m.data.len());
+            }
         }
-        if let Err(reason) = self.precheck_messages(plain) {
+        if let Err(reason) = limits {
             let (code, why) = match reason {
                 RecvError::FlowControl => (code::FLOW_CONTROL, "flow control"),
                 RecvError::MessageTooLarge => {
@@ -460,6 +489,14 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                 now + self.config.max_ack_delay
             };
             self.ack_at = Some(self.ack_at.map_or(deadline, |a| a.min(deadline)));
+            if self.state == State::Closing {
+                // The peer still sends as if open: our CLOSE was lost. Send
+                // it again now (RFC 9000 §10.2.1), one per packet received,
+                // so no amplification. The probe timer alone, backed off,
+                // often fires after `close_at`, and the peer then waited
+                // for its idle timeout instead of seeing the close.
+                self.close_pending = true;
+            }
         }
         // Copy out the frames' effects; the plaintext borrows `data`.
         for f in FrameDecoder::new(plain).flatten() {
@@ -471,25 +508,22 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         Ok(())
     }
 
-    /// Checks every MESSAGE frame against the credit and channel limits
-    /// before any is applied.
-    fn precheck_messages(&self, plain: &[u8]) -> Result<(), RecvError> {
-        for f in FrameDecoder::new(plain).flatten() {
-            let Frame::Message(m) = f else { continue };
-            if m.channel >= self.config.max_channels {
-                return Err(RecvError::MessageTooLarge);
-            }
-            match self.channel_index(m.channel) {
-                Some(i) => self.channels[i].recv.check(m.offset, m.data.len())?,
-                None => {
-                    let end = m.offset.saturating_add(m.data.len() as u64);
-                    if end > u64::from(self.config.channel_window) {
-                        return Err(RecvError::FlowControl);
-                    }
+    /// Checks a MESSAGE frame against the credit and channel limits
+    /// before any frame of its packet is applied.
+    fn precheck_message(&self, channel: u32, offset: u64, len: usize) -> Result<(), RecvError> {
+        if channel >= self.config.max_channels {
+            return Err(RecvError::MessageTooLarge);
+        }
+        match self.channel_index(channel) {
+            Some(i) => self.channels[i].recv.check(offset, len),
+            None => {
+                let end = offset.saturating_add(len as u64);
+                if end > u64::from(self.config.channel_window) {
+                    return Err(RecvError::FlowControl);
                 }
+                Ok(())
             }
         }
-        Ok(())
     }
 
     fn apply(&mut self, now: Instant, f: Frame<'_>) {
@@ -549,7 +583,17 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                     why
                 };
                 match self.state {
-                    State::Closing => self.finish(why),
+                    // Simultaneous close: the application closed first (and
+                    // its data was all acknowledged), so the close is its
+                    // own, whichever CLOSE crossed which. Reporting the
+                    // peer's instead made the variant depend on timing (on
+                    // whether the peer's CLOSE arrived before `close_at`).
+                    // A connection already reported closed (a violation or
+                    // the delivery timeout) keeps its event.
+                    State::Closing => {
+                        let code = self.close_code;
+                        self.finish(ConnectionError::LocallyClosed { code });
+                    }
                     _ => {
                         self.state = State::Draining;
                         self.ack_only_pending = true;

@@ -5,12 +5,16 @@
 //! `input.rs` handles received datagrams, `output.rs` builds packets, and
 //! `timers.rs` computes and handles deadlines.
 
+#[cfg(test)]
+mod close_tests;
 mod error;
 mod input;
 mod output;
 pub mod params;
 mod sent;
 mod stats;
+#[cfg(test)]
+mod tests;
 mod timers;
 
 pub use error::{
@@ -165,10 +169,14 @@ impl<B: ByteStore> DatagramQueue<B> {
         crate::storage::ring_read(&self.buf, self.head + 2, &mut out[..len]);
         self.head += 2 + len as u64;
         self.count -= 1;
+        Some(len)
+    }
+    /// Frees the ring if it is empty (from the timers, like channel
+    /// buffers, not on every pop).
+    fn release_if_empty(&mut self) {
         if self.count == 0 {
             self.buf.release();
         }
-        Some(len)
     }
 }
 
@@ -241,6 +249,12 @@ pub struct Connection<
     pub(crate) max_data_pending: bool,
     pub(crate) data_blocked_pending: bool,
     pub(crate) ping_pending: bool,
+    /// Bytes received from and sent to the peer before it was confirmed
+    /// (the anti-amplification limit).
+    pub(crate) unvalidated_rx: u64,
+    pub(crate) unvalidated_tx: u64,
+    /// The peer's static public key, if the pattern authenticated one.
+    pub(crate) remote_static: Option<[u8; 32]>,
     /// The peer has proven it holds the session keys: data may be sent.
     pub(crate) confirmed: bool,
     /// Credit limits at which DATA_BLOCKED / CHANNEL_BLOCKED were last sent.
@@ -321,6 +335,9 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             max_data_pending: false,
             data_blocked_pending: false,
             ping_pending: false,
+            unvalidated_rx: 0,
+            unvalidated_tx: 0,
+            remote_static: None,
             confirmed: false,
             blocked_sent_at: u64::MAX,
             dgram_tx: DatagramQueue::new(dgram_bytes, config.datagram_queue),
@@ -401,6 +418,14 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
     /// waiting to be polled).
     pub fn is_closed(&self) -> bool {
         self.state == State::Closed
+    }
+
+    /// The peer's static public key, once the handshake authenticated it
+    /// (patterns where the peer has a static key: IK and XX for the
+    /// client's key on a server; every pattern but NN for the server's).
+    /// A server decides from it whether it trusts the client.
+    pub fn remote_static(&self) -> Option<&[u8; 32]> {
+        self.remote_static.as_ref()
     }
 
     /// The peer's handshake parameters, once received.
@@ -520,6 +545,9 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         if self.state != State::Established {
             return Err(SendError::NotConnected);
         }
+        if msg.is_empty() {
+            return Err(SendError::Empty);
+        }
         let max = self.max_message_size();
         if msg.len() > max {
             return Err(SendError::TooLarge { max });
@@ -576,7 +604,9 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                 if ch.recv.credit_update().is_some() {
                     ch.credit_pending = true;
                 }
-                if !ch.recv.is_readable() {
+                // `peek_len`, unlike `is_readable`, remembers how far it
+                // scanned, so the next read does not scan the same bytes.
+                if ch.recv.peek_len().is_none() {
                     ch.readable_signalled = false;
                 }
                 self.update_connection_credit();
@@ -620,9 +650,14 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         if self.state != State::Established {
             return Err(SendError::NotConnected);
         }
+        // It must fit one packet: header, DATAGRAM frame head, tag.
+        let fits = self
+            .max_packet_size()
+            .saturating_sub(crate::packet::SHORT_HEADER_MAX + 16 + 5);
         let max = self
             .peer_params
-            .map_or(0, |p| usize::from(p.max_datagram_size));
+            .map_or(0, |p| usize::from(p.max_datagram_size))
+            .min(fits);
         if data.len() > max {
             return Err(SendError::TooLarge { max });
         }
@@ -647,8 +682,10 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
     /// the idle or delivery timeout), then CLOSE with `code` and `reason` is
     /// sent and acknowledged. Ends with [`Event::Closed`].
     pub fn close(&mut self, now: Instant, code: u32, reason: &str) {
-        self.close_code = code;
-        self.close_reason = Reason::new(reason);
+        if matches!(self.state, State::Established | State::Handshaking) {
+            self.close_code = code;
+            self.close_reason = Reason::new(reason);
+        }
         match self.state {
             State::Established => {
                 self.state = State::Flushing;
@@ -664,8 +701,13 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
 
     /// Closes at once with a CLOSE frame, without flushing queued data.
     pub fn abort(&mut self, now: Instant, code: u32, reason: &str) {
-        self.close_code = code;
-        self.close_reason = Reason::new(reason);
+        if matches!(
+            self.state,
+            State::Established | State::Handshaking | State::Flushing
+        ) {
+            self.close_code = code;
+            self.close_reason = Reason::new(reason);
+        }
         match self.state {
             State::Established | State::Flushing => self.start_closing(now),
             State::Handshaking => self.finish(ConnectionError::LocallyClosed { code }),

@@ -92,6 +92,16 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             State::Closed => None,
             _ if self.flight_pending => {
                 self.flight_pending = false;
+                // Anti-amplification: until the client proves its address
+                // (its first authenticated packet), a server sends at most
+                // three times the bytes it received from it.
+                if self.side == super::Side::Server && !self.confirmed {
+                    let sent = self.unvalidated_tx + self.flight_len as u64;
+                    if sent > 3 * self.unvalidated_rx {
+                        return Ok(None);
+                    }
+                    self.unvalidated_tx = sent;
+                }
                 buf[..self.flight_len].copy_from_slice(&self.flight[..self.flight_len]);
                 Some(Transmit {
                     destination: self.peer,
@@ -158,8 +168,16 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             }
         }
         if !draining {
-            // 2. CLOSE.
-            if self.close_pending {
+            // 2. CLOSE, if the packet can be tracked: an untracked one
+            // would count as lost at once and queue the CLOSE again, and
+            // `poll_transmit` would never return `None`. A full table frees
+            // up as acknowledgements or losses arrive, and `close_at` ends
+            // the connection anyway. While closing, every probe carries
+            // the CLOSE (not only the first of the pair): it is all there
+            // is to say, and a silent peer learns of the close only from
+            // these copies before `close_at`.
+            let closing_probe = probe && self.state == State::Closing;
+            if (self.close_pending || closing_probe) && !self.sent.is_full() {
                 let f = Frame::Close(CloseFrame {
                     code: self.close_code,
                     reason: self.close_reason.as_str(),

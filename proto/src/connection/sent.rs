@@ -98,15 +98,23 @@ impl<const N: usize> SentQueue<N> {
 
     /// Records a sent packet. When full, the oldest packet that only
     /// carried an ACK is forgotten to make room (it is tracked only to prune
-    /// acknowledgement ranges early).
+    /// acknowledgement ranges early). Fails only when all `N` slots hold
+    /// live ack-eliciting packets, that is when [`is_full`](Self::is_full).
     pub(crate) fn push(&mut self, p: SentPacket) -> bool {
         if self.q.is_full() {
             if let Some(old) = self.q.iter_mut().find(|p| p.live && !p.ack_eliciting) {
                 old.live = false;
                 self.live -= 1;
             }
-            while self.q.front().is_some_and(|p| !p.live) {
-                self.q.pop_front();
+            // Drop every finished packet, not only those at the front: one
+            // old packet still in flight must not pin the dead slots after
+            // it. The order is kept.
+            for _ in 0..self.q.len() {
+                if let Some(x) = self.q.pop_front()
+                    && x.live
+                {
+                    let _ = self.q.push_back(x);
+                }
             }
         }
         if self.q.push_back(p).is_ok() {
@@ -139,5 +147,44 @@ impl<const N: usize> SentQueue<N> {
     /// Oldest live ack-eliciting packet.
     pub(crate) fn oldest_eliciting(&self) -> Option<&SentPacket> {
         self.iter().find(|p| p.ack_eliciting)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eliciting(pn: u64) -> SentPacket {
+        SentPacket {
+            ack_eliciting: true,
+            in_flight: true,
+            ..SentPacket::new(pn, Instant::ZERO)
+        }
+    }
+
+    /// Found by the `connection` fuzz target: packets acknowledged behind
+    /// an older one still in flight left dead slots that only retiring the
+    /// oldest freed, so `push` failed with room to spare (`is_full` false)
+    /// and the connection, treating the untracked packet as lost at once,
+    /// rebuilt it forever.
+    #[test]
+    fn push_reuses_slots_behind_an_outstanding_packet() {
+        let mut q = SentQueue::<8>::new();
+        for pn in 0..8 {
+            assert!(q.push(eliciting(pn)));
+        }
+        assert!(q.is_full());
+        for pn in 1..8 {
+            assert!(q.retire(pn).is_some());
+        }
+        assert!(!q.is_full());
+        assert_eq!(q.eliciting(), 1);
+        for pn in 8..15 {
+            assert!(q.push(eliciting(pn)), "no room for {pn}");
+        }
+        assert!(q.is_full());
+        assert!(!q.push(eliciting(15)), "eight live packets fill it");
+        let pns: heapless::Vec<u64, 8> = q.iter().map(|p| p.pn).collect();
+        assert_eq!(pns, [0, 8, 9, 10, 11, 12, 13, 14]);
     }
 }

@@ -9,6 +9,8 @@ use crate::time::Instant;
 /// Handshake retransmissions before giving up early (the handshake timeout
 /// still bounds the total).
 const MAX_HANDSHAKE_BACKOFF: u32 = 16;
+/// Probe packets sent when the PTO fires (RFC 9002 §6.2.4 allows two).
+const PROBES: u8 = 2;
 
 impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone + Default>
     Connection<B, CH, SENT, P>
@@ -30,7 +32,9 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
 
     fn keepalive_deadline(&self) -> Option<Instant> {
         let k = self.config.keepalive?;
-        if self.state != State::Established {
+        // Once a PING is due, nothing more until it is sent (which moves
+        // `last_eliciting_sent`).
+        if self.state != State::Established || self.ping_pending {
             return None;
         }
         let last = self
@@ -78,6 +82,16 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
 
     /// Handles every deadline that has passed at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        // Drained channel buffers are freed here rather than the moment
+        // they drain, which for a busy stream is after nearly every packet.
+        // A connection always has a timer pending (idle, keepalive, ack,
+        // loss), so an idle one gives its buffers back within one interval.
+        for ch in self.channels.iter_mut() {
+            ch.send.release_if_idle();
+            ch.recv.release_if_drained();
+        }
+        self.dgram_tx.release_if_empty();
+        self.dgram_rx.release_if_empty();
         match self.state {
             State::Closed => {}
             State::Handshaking => {
@@ -151,17 +165,34 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             self.on_pto(now);
         }
         if self.keepalive_deadline().is_some_and(|t| now >= t) {
+            // Not counted as sent until it is: the PTO counts from the
+            // last ack-eliciting packet really sent, and moving that here
+            // postponed it at every keepalive when packets in flight at
+            // their limit held the PING back.
             self.ping_pending = true;
-            // Counts as sending: the next keepalive is one interval on.
-            self.last_eliciting_sent = Some(now);
         }
     }
 
     fn on_pto(&mut self, now: Instant) {
         self.pto_count += 1;
         self.stats.probe_timeouts += 1;
-        self.probes_pending = 2;
+        self.probes_pending = PROBES;
         self.last_eliciting_sent = Some(now);
+        // Probes need room in the table of sent packets. If earlier probes
+        // filled it, nothing else would ever free it (only an
+        // acknowledgement of a newer packet declares old ones lost) and the
+        // connection could never send again: declare the oldest lost,
+        // queueing what they carried again, to make room.
+        while self.sent.eliciting() + usize::from(PROBES) > SENT {
+            let Some(pn) = self.sent.oldest_eliciting().map(|p| p.pn) else {
+                break;
+            };
+            let Some(p) = self.sent.retire(pn) else { break };
+            if p.in_flight {
+                self.cc.on_discarded(usize::from(p.size));
+            }
+            self.on_packet_lost(&p);
+        }
         // Send the oldest unacknowledged data again in the probes.
         if let Some(p) = self.sent.oldest_eliciting().copied() {
             for &(id, s, e) in p.ranges() {

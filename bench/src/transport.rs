@@ -1,0 +1,592 @@
+//! `transport`: Tern's whole session path against the bare AEAD and against
+//! snow's transport mode, in the same run.
+//!
+//! Tern's side is a client and a server [`ServiceConnection`] in one thread,
+//! joined by memory instead of sockets, driven as an event loop would drive
+//! them. One step of that loop:
+//!
+//! 1. the client application queues messages on channel 0 until `send`
+//!    says `WouldBlock` (queue, window or credit full);
+//! 2. every datagram `poll_transmit` gives the client goes to the server's
+//!    `handle` (frames, AEAD, reassembly);
+//! 3. the server application reads every complete message, checking its
+//!    length, sequence number and checksum;
+//! 4. every datagram of the server (acknowledgements, credit) goes back to
+//!    the client's `handle`, events are drained on both sides and expired
+//!    timers handled. The clock is the real one.
+//!
+//! Only steady state is measured: the handshake is done when the pair is
+//! built, and a message exchange with byte-for-byte checks runs before any
+//! timing. After each size, the pair is flushed and every message sent must
+//! have arrived, intact and in order.
+//!
+//! The peers, one message per operation:
+//! - `limit`: one seal and one open of the payload with the same AEAD code
+//!   Tern uses ([`RustCrypto`]'s [`AeadKey`]), in place, no copies;
+//! - `snow`: snow 0.10's `write_message` and `read_message` in transport
+//!   mode, after a Noise NN handshake with the same cipher;
+//! - `packet-limit` (16 KiB only, for information): the `limit` again, but
+//!   over pieces of one full packet's plaintext, as any protocol that seals
+//!   each datagram must. Every AEAD call has a fixed cost (ChaCha20-Poly1305
+//!   from these crates several thousand instructions), which Tern pays per
+//!   packet where the message-sized `limit` pays it once.
+//!
+//! Figures are payload bytes per second (MB/s); at 64 B the message rate
+//! is printed as well. Tern packs many small messages into one packet (one
+//! AEAD call per packet), so at 64 B it can beat the per-message limit.
+
+use crate::harness::{self, Outcome, Plan, PlanArgs, Unit};
+use crate::noise::{Buffers, Statics, snow_handshake};
+use crate::rng::FastRng;
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::{Duration, Instant as Clock};
+use tern::config::{Config, Suite};
+use tern::connection::{Credentials, SendError};
+use tern::crypto::{
+    AeadKey, CipherKind, CryptoProvider, KEYLEN, RustCrypto, RustCryptoAead, TAGLEN,
+};
+use tern::packet::SHORT_HEADER_MAX;
+use tern::{Event, Instant, ServiceConnection};
+
+/// Options of `tern-bench transport`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    plan: PlanArgs,
+}
+
+/// One cipher: Tern's suite and the snow protocol with the same AEAD.
+struct Variant {
+    label: &'static str,
+    suite: Suite,
+    cipher: CipherKind,
+    snow: &'static str,
+}
+
+const VARIANTS: &[Variant] = &[
+    Variant {
+        label: "ChaChaPoly",
+        suite: Suite::CHACHA_BLAKE2S,
+        cipher: CipherKind::ChaChaPoly,
+        snow: "Noise_NN_25519_ChaChaPoly_BLAKE2s",
+    },
+    Variant {
+        label: "AESGCM",
+        suite: Suite::AESGCM_SHA256,
+        cipher: CipherKind::AesGcm,
+        snow: "Noise_NN_25519_AESGCM_SHA256",
+    },
+];
+
+/// Payload sizes (multiples of 8, at least 16: see [`Pair::stamp`]).
+const SIZES: &[(usize, &str)] = &[(64, "64B"), (1024, "1KiB"), (16384, "16KiB")];
+
+/// Goals of the issue: a share of the AEAD limit from 1 KiB up, and a
+/// message rate at 64 B.
+const LIMIT_GOAL: f64 = 0.8;
+const MSG_RATE_GOAL: f64 = 100_000.0;
+
+/// Plaintext of a full packet of the service configuration (1452 bytes):
+/// what one AEAD call covers when Tern splits a large message.
+const PACKET_PLAINTEXT: usize = 1452 - SHORT_HEADER_MAX - TAGLEN;
+
+const CLIENT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 5000);
+const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 4433);
+const CHANNEL: u32 = 0;
+
+/// Runs the comparisons.
+pub fn run(args: &Args) -> ExitCode {
+    let plan = Plan::from_args(&args.plan);
+    let start = Clock::now();
+    let mut rng = FastRng::seeded(0x7a45_e0c7);
+    let keys = Statics::new(&mut rng);
+
+    let mut results: Vec<(String, Outcome)> = Vec::new();
+    let mut goals_missed = Vec::new();
+    for v in VARIANTS {
+        for &(size, size_label) in SIZES {
+            let name = format!("transport {} {size_label}", v.label);
+            let vs_limit = format!("{name} vs limit");
+            let vs_snow = format!("{name} vs snow");
+            // Above one packet, also the bound for any protocol that seals
+            // each packet: the AEAD over packet-sized pieces.
+            let vs_packets = (size > PACKET_PLAINTEXT).then(|| format!("{name} vs packet limit"));
+            if !plan.selects(&vs_limit)
+                && !plan.selects(&vs_snow)
+                && !vs_packets.as_ref().is_some_and(|n| plan.selects(n))
+            {
+                continue;
+            }
+            let mut pair = match Pair::new(v.suite, size, &keys, &mut rng) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {name}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Err(e) = pair.self_test() {
+                eprintln!("error: {name}: self-test: {e}");
+                return ExitCode::FAILURE;
+            }
+
+            // (a) The limit: one seal and one open per message.
+            let mut limit = Limit::new(v.cipher, size, &mut rng);
+            let out = harness::compare(
+                &plan,
+                &vs_limit,
+                Unit::MegabytesPerSecond,
+                "limit",
+                &mut || pair.step(),
+                &mut || limit.message(),
+            );
+            if let Err(e) = limit.check() {
+                eprintln!("error: {vs_limit}: {e}");
+                return ExitCode::FAILURE;
+            }
+            if let Some(o) = out {
+                if size == 64 {
+                    let rate = o.tern * 1e6 / size as f64;
+                    let limit_rate = o.peer * 1e6 / size as f64;
+                    println!(
+                        "{name} message rate: tern={rate:.0} msg/s, limit={limit_rate:.0} msg/s \
+                         (goal > {MSG_RATE_GOAL:.0} msg/s: {})",
+                        if rate > MSG_RATE_GOAL {
+                            "met"
+                        } else {
+                            "MISSED"
+                        }
+                    );
+                    if rate <= MSG_RATE_GOAL {
+                        goals_missed.push(format!("{name} message rate"));
+                    }
+                } else if o.ratio() < LIMIT_GOAL {
+                    goals_missed.push(format!("{vs_limit} (ratio {:.2})", o.ratio()));
+                }
+                results.push((vs_limit, o));
+            }
+
+            // (b) snow's transport mode.
+            let sp: snow::params::NoiseParams = v.snow.parse().expect("known protocol name");
+            let (mut sa, mut sb) = snow_handshake(&sp, &keys, &mut rng);
+            let mut bufs = Buffers::new(size);
+            let mut snow = || {
+                let (payload, wire, out) = bufs.parts();
+                let n = sa.write_message(payload, wire).expect("snow encrypts");
+                let m = sb.read_message(&wire[..n], out).expect("snow decrypts");
+                black_box(&out[..m]);
+                m as u64
+            };
+            let out = harness::compare(
+                &plan,
+                &vs_snow,
+                Unit::MegabytesPerSecond,
+                "snow",
+                &mut || pair.step(),
+                &mut snow,
+            );
+            results.extend(out.map(|o| (vs_snow, o)));
+
+            // (c) The per-packet bound, informational.
+            if let Some(vs_packets) = vs_packets {
+                let mut packets = Limit::new(v.cipher, size, &mut rng);
+                let out = harness::compare(
+                    &plan,
+                    &vs_packets,
+                    Unit::MegabytesPerSecond,
+                    "packet-limit",
+                    &mut || pair.step(),
+                    &mut || packets.message_in_packets(),
+                );
+                if let Err(e) = packets.check() {
+                    eprintln!("error: {vs_packets}: {e}");
+                    return ExitCode::FAILURE;
+                }
+                results.extend(out.map(|o| (vs_packets, o)));
+            }
+
+            match pair.finish() {
+                Ok(summary) => println!("# {name}: {summary}"),
+                Err(e) => {
+                    eprintln!("error: {name}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
+
+    if !results.is_empty() {
+        let worst = results
+            .iter()
+            .map(|(_, o)| o.ratio())
+            .fold(f64::INFINITY, f64::min);
+        println!(
+            "# {} comparisons, lowest ratio {worst:.2}, goals (>= {LIMIT_GOAL} of the limit \
+             from 1 KiB, > {MSG_RATE_GOAL:.0} msg/s at 64 B): {}, {:.1} s",
+            results.len(),
+            if goals_missed.is_empty() {
+                "met".to_owned()
+            } else {
+                format!("MISSED by {}", goals_missed.join(", "))
+            },
+            start.elapsed().as_secs_f64()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// The bare AEAD: one seal and one open of one message, in place.
+struct Limit {
+    aead: RustCryptoAead,
+    buf: Vec<u8>,
+    original: Vec<u8>,
+    n: u64,
+}
+
+impl Limit {
+    fn new(cipher: CipherKind, size: usize, rng: &mut FastRng) -> Limit {
+        let mut key = [0u8; KEYLEN];
+        rng.fill(&mut key);
+        let original: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        Limit {
+            aead: RustCrypto.aead(cipher, &key),
+            buf: original.clone(),
+            original,
+            n: 0,
+        }
+    }
+
+    fn message(&mut self) -> u64 {
+        let tag = self.aead.seal(self.n, &[], &mut self.buf);
+        self.aead
+            .open(self.n, &[], &mut self.buf, &tag)
+            .expect("the AEAD opens what it sealed");
+        self.n += 1;
+        self.buf.len() as u64
+    }
+
+    /// The same payload sealed and opened in pieces of one packet's
+    /// plaintext, one seal and one open per piece.
+    fn message_in_packets(&mut self) -> u64 {
+        for piece in self.buf.chunks_mut(PACKET_PLAINTEXT) {
+            let tag = self.aead.seal(self.n, &[], piece);
+            self.aead
+                .open(self.n, &[], piece, &tag)
+                .expect("the AEAD opens what it sealed");
+            self.n += 1;
+        }
+        self.buf.len() as u64
+    }
+
+    /// Every open gave the plaintext back.
+    fn check(&self) -> Result<(), String> {
+        if self.buf == self.original {
+            Ok(())
+        } else {
+            Err("the AEAD round trip changed the payload".into())
+        }
+    }
+}
+
+/// A connected client and server, and the applications on top of them.
+struct Pair {
+    client: Box<ServiceConnection>,
+    server: Box<ServiceConnection>,
+    /// The real clock, read once per step; Tern time starts at 1 s.
+    epoch: Clock,
+    /// The datagram in transit.
+    dgram: Vec<u8>,
+    /// The receiving application's buffer.
+    out: Vec<u8>,
+    /// The sending application's message; [`Pair::stamp`] numbers it.
+    msg: Vec<u8>,
+    /// Messages queued by the client, and read by the server.
+    sent: u64,
+    received: u64,
+    /// The checksum every message must have (the stamps cancel out).
+    sum: u64,
+    /// Last time a message arrived, to fail instead of spinning forever.
+    progress_at: Instant,
+    /// Check every byte, not only the checksum (the self-test).
+    strict: bool,
+}
+
+const START: Duration = Duration::from_secs(1);
+
+impl Pair {
+    /// Handshake (IK, service configuration with `suite`), then ready.
+    fn new(suite: Suite, size: usize, keys: &Statics, rng: &mut FastRng) -> Result<Pair, String> {
+        let config = Config {
+            suite,
+            ..Config::service()
+        };
+        let epoch = Clock::now();
+        let now = Instant::ZERO + START;
+        let creds = Credentials {
+            private_key: Some(keys.initiator),
+            remote_public_key: Some(keys.responder_public),
+            psk: None,
+        };
+        let mut client = Box::new(
+            ServiceConnection::connect(config.clone(), &creds, now, 1, SERVER, rng)
+                .map_err(|e| format!("connect: {e:?}"))?,
+        );
+        let mut dgram = vec![0u8; usize::from(config.max_packet_size)];
+        let first = client
+            .poll_transmit(now, &mut dgram)
+            .map_err(|e| e.to_string())?
+            .ok_or("no first handshake message")?;
+        let server_creds = Credentials {
+            private_key: Some(keys.responder),
+            ..Credentials::default()
+        };
+        let server = Box::new(
+            ServiceConnection::accept(
+                config,
+                &server_creds,
+                now,
+                2,
+                CLIENT,
+                &dgram[..first.len],
+                rng,
+            )
+            .map_err(|e| format!("accept: {e:?}"))?,
+        );
+        let mut msg: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
+        msg[..8].fill(0);
+        msg[size - 8..].fill(0xff);
+        let mut pair = Pair {
+            client,
+            server,
+            epoch,
+            dgram,
+            out: vec![0u8; size],
+            sum: checksum(&msg),
+            msg,
+            sent: 0,
+            received: 0,
+            progress_at: now,
+            strict: false,
+        };
+        // Finish the handshake: the server's answer, then the client's
+        // first packet, which confirms the keys to the server.
+        for _ in 0..8 {
+            pair.exchange(pair.now())?;
+        }
+        if !(pair.client.is_established() && pair.server.is_established()) {
+            return Err("handshake did not finish".into());
+        }
+        Ok(pair)
+    }
+
+    /// Tern time now.
+    fn now(&self) -> Instant {
+        Instant::ZERO + START + self.epoch.elapsed()
+    }
+
+    /// Writes the sequence number into the message's first word and its
+    /// complement into the last, so that the checksum stays the same.
+    fn stamp(&mut self, seq: u64) {
+        let n = self.msg.len();
+        self.msg[..8].copy_from_slice(&seq.to_le_bytes());
+        self.msg[n - 8..].copy_from_slice(&(!seq).to_le_bytes());
+    }
+
+    /// One step of the event loop (see the module documentation); returns
+    /// the payload bytes delivered.
+    fn step(&mut self) -> u64 {
+        let now = self.now();
+        self.fill();
+        let delivered = match self.exchange(now) {
+            Ok(n) => n,
+            Err(e) => panic!("{e}\n{}", self.dump()),
+        };
+        if delivered > 0 {
+            self.progress_at = now;
+        } else if now.saturating_duration_since(self.progress_at) > Duration::from_secs(5) {
+            panic!("no message delivered for 5 s\n{}", self.dump());
+        }
+        delivered * self.msg.len() as u64
+    }
+
+    /// Queues messages until the connection refuses one.
+    fn fill(&mut self) {
+        loop {
+            self.stamp(self.sent);
+            match self.client.send(CHANNEL, &self.msg) {
+                Ok(()) => self.sent += 1,
+                Err(SendError::WouldBlock(_)) => return,
+                Err(e) => panic!("send: {e}\n{}", self.dump()),
+            }
+        }
+    }
+
+    /// Client datagrams to the server, server reads, server datagrams back;
+    /// events and timers on both sides. Returns the messages delivered.
+    fn exchange(&mut self, now: Instant) -> Result<u64, String> {
+        self.timers(now);
+        while let Some(t) = self
+            .client
+            .poll_transmit(now, &mut self.dgram)
+            .map_err(|e| e.to_string())?
+        {
+            self.server
+                .handle(now, CLIENT, &mut self.dgram[..t.len])
+                .map_err(|e| format!("server dropped a packet: {e:?}"))?;
+        }
+        let delivered = self.read_all()?;
+        while let Some(t) = self
+            .server
+            .poll_transmit(now, &mut self.dgram)
+            .map_err(|e| e.to_string())?
+        {
+            self.client
+                .handle(now, SERVER, &mut self.dgram[..t.len])
+                .map_err(|e| format!("client dropped a packet: {e:?}"))?;
+        }
+        for c in [&mut self.client, &mut self.server] {
+            while let Some(e) = c.poll_event() {
+                if let Event::Closed(why) = e {
+                    return Err(format!("{:?} closed: {why:?}", c.side()));
+                }
+            }
+        }
+        Ok(delivered)
+    }
+
+    fn timers(&mut self, now: Instant) {
+        for c in [&mut self.server, &mut self.client] {
+            if c.poll_timeout().is_some_and(|t| t <= now) {
+                c.handle_timeout(now);
+            }
+        }
+    }
+
+    /// The server application: every complete message, checked.
+    fn read_all(&mut self) -> Result<u64, String> {
+        let mut n = 0;
+        loop {
+            match self.server.recv(CHANNEL, &mut self.out) {
+                Ok(Some(len)) => {
+                    self.check(len)?;
+                    n += 1;
+                }
+                Ok(None) => return Ok(n),
+                Err(needed) => {
+                    return Err(format!(
+                        "message of {needed} bytes, sent {}",
+                        self.msg.len()
+                    ));
+                }
+            }
+        }
+    }
+
+    fn check(&mut self, len: usize) -> Result<(), String> {
+        let seq = self.received;
+        let got = &self.out[..len];
+        if len != self.msg.len() {
+            return Err(format!(
+                "message {seq}: {len} bytes, sent {}",
+                self.msg.len()
+            ));
+        }
+        let first = u64::from_le_bytes(got[..8].try_into().expect("8 bytes"));
+        if first != seq {
+            return Err(format!("message {seq}: got message {first} (out of order)"));
+        }
+        if checksum(got) != self.sum {
+            return Err(format!("message {seq}: checksum mismatch (corrupted)"));
+        }
+        if self.strict {
+            let n = self.msg.len();
+            let mut want = self.msg.clone();
+            want[..8].copy_from_slice(&seq.to_le_bytes());
+            want[n - 8..].copy_from_slice(&(!seq).to_le_bytes());
+            if got != want.as_slice() {
+                return Err(format!("message {seq}: bytes differ"));
+            }
+        }
+        self.received += 1;
+        Ok(())
+    }
+
+    /// Moves data until every message sent has been read; returns whether
+    /// that happened within `limit` of real time.
+    fn drain(&mut self, limit: Duration) -> Result<(), String> {
+        let until = self.now() + limit;
+        while self.received < self.sent {
+            let now = self.now();
+            if now > until {
+                return Err(format!(
+                    "{} of {} messages arrived\n{}",
+                    self.received,
+                    self.sent,
+                    self.dump()
+                ));
+            }
+            self.exchange(now)?;
+        }
+        Ok(())
+    }
+
+    /// Before timing: a few windows' worth of messages, every byte checked.
+    fn self_test(&mut self) -> Result<(), String> {
+        self.strict = true;
+        let target = self.sent + 3 * (256 * 1024 / self.msg.len() as u64).max(64);
+        while self.sent < target {
+            self.fill();
+            self.exchange(self.now())?;
+        }
+        self.drain(Duration::from_secs(5))?;
+        self.strict = false;
+        Ok(())
+    }
+
+    /// After timing: everything sent arrived; a summary of the traffic.
+    fn finish(&mut self) -> Result<String, String> {
+        self.drain(Duration::from_secs(5))?;
+        let c = self.client.stats();
+        let s = self.server.stats();
+        if c.tx_messages != self.sent || s.rx_messages != self.received {
+            return Err(format!(
+                "stats disagree: client sent {} messages, server read {}; the \
+                 applications counted {} and {}",
+                c.tx_messages, s.rx_messages, self.sent, self.received
+            ));
+        }
+        let size = self.msg.len() as f64;
+        Ok(format!(
+            "{} messages ({:.0} MB) arrived intact and in order; client sent {} \
+             packets ({:.1} messages, {:.0} payload bytes each), {} retransmitted \
+             frames; server sent {} packets ({:.2} per client packet)",
+            self.received,
+            self.received as f64 * size / 1e6,
+            c.tx_packets,
+            self.received as f64 / c.tx_packets as f64,
+            self.received as f64 * size / c.tx_packets as f64,
+            c.retransmissions,
+            s.tx_packets,
+            s.tx_packets as f64 / c.tx_packets as f64,
+        ))
+    }
+
+    fn dump(&self) -> String {
+        format!(
+            "application: sent {} read {}\nclient {}\nserver {}",
+            self.sent,
+            self.received,
+            self.client.debug_dump(),
+            self.server.debug_dump()
+        )
+    }
+}
+
+/// Wrapping sum of the little-endian words (lengths are multiples of 8):
+/// cheap next to the AEAD, and it catches corrupted bytes.
+fn checksum(b: &[u8]) -> u64 {
+    b.chunks_exact(8)
+        .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")))
+        .fold(0u64, u64::wrapping_add)
+}

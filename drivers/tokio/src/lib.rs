@@ -1,0 +1,98 @@
+//! Tern on tokio: secure, reliable sessions over UDP for services.
+//!
+//! An [`Endpoint`] is a UDP socket with any number of connections on it.
+//! One tokio task per endpoint owns the socket, the sans-IO state machine
+//! ([`tern::ServiceEndpoint`]) and its timer, and drives every connection
+//! through Tern's five-call contract; the [`Endpoint`] and [`Connection`]
+//! handles send it requests. There is no task per connection or per
+//! packet.
+//!
+//! # Quick start
+//!
+//! A server that echoes every message, and a client that sends one:
+//!
+//! ```
+//! use tern_tokio::{Config, Endpoint, EndpointConfig, code, public_key};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Server: a static key, a socket, an accept loop.
+//! let server_key = [7u8; 32]; // use `tern keygen` or the OS RNG
+//! let server = Endpoint::bind(
+//!     "127.0.0.1:0".parse()?,
+//!     EndpointConfig::server(Config::service(), server_key),
+//! )?;
+//! let server_addr = server.local_addr();
+//! tokio::spawn(async move {
+//!     while let Some(conn) = server.accept().await {
+//!         tokio::spawn(async move {
+//!             while let Ok((channel, msg)) = conn.recv().await {
+//!                 let _ = conn.send(channel, msg).await;
+//!             }
+//!         });
+//!     }
+//! });
+//!
+//! // Client: knows the server's public key (pattern IK, the default).
+//! let client = Endpoint::client("127.0.0.1:0".parse()?, Config::service())?;
+//! let conn = client.connect(server_addr, public_key(&server_key)).await?;
+//! conn.send(0, &b"hello"[..]).await?;
+//! let (channel, echo) = conn.recv().await?;
+//! assert_eq!((channel, &echo[..]), (0, &b"hello"[..]));
+//! conn.close(code::NO_ERROR, "bye").await?;
+//! println!("{:?}", conn.stats().await?.connection.smoothed_rtt);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Behaviour
+//!
+//! - **Backpressure**: [`Connection::send`] waits while the channel's
+//!   window or the peer's credit is full, and nothing is buffered beyond
+//!   the windows: a peer that does not read holds the sender back.
+//! - **Errors**: every way a connection ends is an [`Error`]: the core's
+//!   [`tern::ConnectionError`] (closed by either side with its code and
+//!   reason, handshake timeout or failure, version or parameter mismatch,
+//!   idle or delivery timeout, protocol violation), a socket failure, or
+//!   the endpoint being gone.
+//! - **Closing**: [`Connection::close`] delivers what is queued, then
+//!   waits for the peer's acknowledgement; dropping the last handle of a
+//!   connection closes it the same way without waiting;
+//!   [`Endpoint::shutdown`] closes everything and waits, within a bound.
+//! - **Logging**: `tracing` spans and events for the endpoint, each
+//!   connection's lifecycle and errors (install any subscriber).
+//!
+//! # Transport
+//!
+//! UDP only for now, through tokio's `UdpSocket`, one datagram per system
+//! call (datagrams waiting are read in batches without going back to the
+//! scheduler). TCP with length-prefixed packets, and segmentation offload
+//! (GSO/GRO through `quinn-udp`), are later steps of the driver.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod clock;
+mod command;
+mod conn_state;
+mod connection;
+mod driver;
+mod endpoint;
+mod error;
+mod stats;
+
+pub use connection::Connection;
+pub use endpoint::{Endpoint, EndpointStats};
+pub use error::{Error, SendError};
+pub use stats::Stats;
+
+pub use tern::connection::code;
+pub use tern::endpoint::EndpointConfig;
+pub use tern::{Config, ConnectionError, Credentials};
+
+/// The X25519 public key of a static private key, as
+/// [`Endpoint::connect`] expects it for a server.
+pub fn public_key(private_key: &[u8; 32]) -> [u8; 32] {
+    use tern::crypto::CryptoProvider;
+    tern::crypto::RustCrypto.x25519_base(private_key)
+}

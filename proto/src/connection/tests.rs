@@ -1,0 +1,239 @@
+//! Connection regression tests for bugs the `connection` fuzz target found
+//! (fuzz/src/connection.rs). Behaviour in general is tested through the
+//! conformance scenarios.
+
+use crate::ConstrainedConnection;
+use crate::config::{Config, HandshakePattern};
+use crate::connection::{ConnectionError, Credentials, Event};
+use crate::time::Instant;
+use core::net::SocketAddr;
+use core::time::Duration;
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+
+fn client_addr() -> SocketAddr {
+    "10.0.0.2:5000".parse().unwrap()
+}
+
+fn server_addr() -> SocketAddr {
+    "10.0.0.1:4433".parse().unwrap()
+}
+
+/// An established constrained pair (pattern NN) at `now`.
+fn pair(now: Instant) -> (ConstrainedConnection, ConstrainedConnection) {
+    let mut rng = ChaCha20Rng::from_seed([9; 32]);
+    let config = Config {
+        pattern: HandshakePattern::NN,
+        ..Config::constrained()
+    };
+    let creds = Credentials::default();
+    let mut client =
+        ConstrainedConnection::connect(config.clone(), &creds, now, 1, server_addr(), &mut rng)
+            .unwrap();
+    let mut buf = [0u8; 1500];
+    let t = client.poll_transmit(now, &mut buf).unwrap().unwrap();
+    let mut server = ConstrainedConnection::accept(
+        config,
+        &creds,
+        now,
+        2,
+        client_addr(),
+        &buf[..t.len],
+        &mut rng,
+    )
+    .unwrap();
+    exchange(&mut client, &mut server, now, true);
+    assert!(client.is_established() && server.is_established());
+    (client, server)
+}
+
+/// Delivers packets both ways at `now` until both sides are quiet; the
+/// client's packets are lost unless `client_link`.
+fn exchange(
+    client: &mut ConstrainedConnection,
+    server: &mut ConstrainedConnection,
+    now: Instant,
+    client_link: bool,
+) {
+    let mut buf = [0u8; 1500];
+    for _ in 0..64 {
+        let mut moved = false;
+        while let Some(t) = server.poll_transmit(now, &mut buf).unwrap() {
+            client
+                .handle(now, server_addr(), &mut buf[..t.len])
+                .unwrap();
+            moved = true;
+        }
+        for n in 0.. {
+            assert!(n < 64, "client poll_transmit never returns None");
+            let Some(t) = client.poll_transmit(now, &mut buf).unwrap() else {
+                break;
+            };
+            if client_link {
+                server
+                    .handle(now, client_addr(), &mut buf[..t.len])
+                    .unwrap();
+            }
+            moved = true;
+        }
+        if !moved {
+            return;
+        }
+    }
+    panic!("the exchange does not go quiet");
+}
+
+/// Jumps to the earlier deadline of the two and handles it; false if
+/// neither has one (both closed).
+fn next_deadline(
+    client: &mut ConstrainedConnection,
+    server: &mut ConstrainedConnection,
+    now: &mut Instant,
+) -> bool {
+    let Some(next) = [client.poll_timeout(), server.poll_timeout()]
+        .into_iter()
+        .flatten()
+        .min()
+    else {
+        return false;
+    };
+    *now = (*now).max(next);
+    client.handle_timeout(*now);
+    server.handle_timeout(*now);
+    true
+}
+
+/// A link outage of a few PTOs filled the client's table of sent packets
+/// (eight slots) with probes; with the table full no probe could be sent,
+/// and only an acknowledgement of a newer packet could have freed it, so
+/// once the link came back the connection never sent again and died of
+/// its delivery timeout.
+#[test]
+fn a_full_sent_table_recovers_after_an_outage() {
+    let mut now = Instant::from_millis(1);
+    let (mut client, mut server) = pair(now);
+    client.send(0, b"sent into an outage").unwrap();
+    let outage_end = now + Duration::from_secs(20);
+    while now < outage_end {
+        exchange(&mut client, &mut server, now, false);
+        assert!(next_deadline(&mut client, &mut server, &mut now));
+    }
+    assert!(client.is_established());
+    // The link is back: the message arrives well before the delivery
+    // timeout (120 s).
+    let mut got = None;
+    let deadline = now + Duration::from_secs(60);
+    while got.is_none() && now < deadline {
+        exchange(&mut client, &mut server, now, true);
+        while let Some(e) = server.poll_event() {
+            if let Event::Readable(ch) = e {
+                let mut msg = [0u8; 64];
+                if let Ok(Some(n)) = server.recv(ch, &mut msg) {
+                    got = Some(msg[..n].to_vec());
+                }
+            }
+        }
+        assert!(next_deadline(&mut client, &mut server, &mut now));
+    }
+    assert_eq!(got.as_deref(), Some(&b"sent into an outage"[..]));
+    assert!(client.is_established() && server.is_established());
+}
+
+/// A connection whose table of sent packets had no room left built a
+/// CLOSE packet it could not track, counted it lost at once, which queued
+/// the CLOSE again: `poll_transmit` never returned `None`. Here the link
+/// dies, PTO probes fill the table, then the application aborts.
+#[test]
+fn closing_with_a_full_sent_table_ends() {
+    let mut now = Instant::from_millis(1);
+    let (mut client, mut server) = pair(now);
+    client.send(0, b"never acknowledged").unwrap();
+    for _ in 0..100 {
+        exchange(&mut client, &mut server, now, false);
+        if client.sent.is_full() {
+            break;
+        }
+        assert!(next_deadline(&mut client, &mut server, &mut now));
+    }
+    assert!(client.sent.is_full(), "PTO probes did not fill the table");
+
+    client.abort(now, 0, "giving up");
+    let mut buf = [0u8; 1500];
+    for n in 0.. {
+        if client.poll_transmit(now, &mut buf).unwrap().is_none() {
+            break;
+        }
+        assert!(n < 64, "poll_transmit never returns None while closing");
+    }
+    // The timers still end the connection.
+    for _ in 0..1000 {
+        let Some(t) = client.poll_timeout() else {
+            break;
+        };
+        now = t;
+        client.handle_timeout(now);
+        while client.poll_transmit(now, &mut buf).unwrap().is_some() {}
+    }
+    assert!(client.is_closed());
+    let mut last = None;
+    while let Some(e) = client.poll_event() {
+        last = Some(e);
+    }
+    assert_eq!(
+        last,
+        Some(Event::Closed(ConnectionError::LocallyClosed { code: 0 }))
+    );
+}
+
+/// A keepalive that could not be sent (packets in flight at their limit)
+/// still moved the time of the last ack-eliciting packet sent, from which
+/// the probe timeout counts. With an RTT long enough that the PTO exceeds
+/// the keepalive interval (the fuzzer got a 20 s sample from an
+/// acknowledgement delivered late), every keepalive postponed the PTO: no
+/// probe was ever sent, so the packets in flight were never acknowledged
+/// and a queued message never left. The peer's keepalives kept the
+/// connection from idling out, and queued data that never left starts no
+/// delivery timer: stuck for good.
+#[test]
+fn an_unsendable_keepalive_does_not_postpone_the_probe_timeout() {
+    let mut now = Instant::from_millis(1);
+    let (mut client, mut server) = pair(now);
+    let mut buf = [0u8; 1500];
+    // The server's first RTT sample: 20 s, so its PTO is about 60 s.
+    server
+        .rtt
+        .update(Duration::from_secs(20), Duration::ZERO, Duration::ZERO);
+    // Two ack-eliciting packets reach the client; its ACKs are lost.
+    for msg in [&b"one"[..], b"two"] {
+        server.send(1, msg).unwrap();
+        exchange(&mut client, &mut server, now, false);
+        now = now + Duration::from_millis(200);
+        client.handle_timeout(now);
+        exchange(&mut client, &mut server, now, false);
+    }
+    assert_eq!(
+        server.sent.eliciting(),
+        server.config.max_in_flight as usize
+    );
+    // More is queued behind them.
+    server.send(1, b"second").unwrap();
+
+    // The link works again. The message must get through before long.
+    let mut got = false;
+    let deadline = now + Duration::from_secs(600);
+    while !got && now < deadline {
+        exchange(&mut client, &mut server, now, true);
+        while let Some(e) = client.poll_event() {
+            if let Event::Readable(ch) = e {
+                while let Ok(Some(n)) = client.recv(ch, &mut buf) {
+                    got |= &buf[..n] == b"second";
+                }
+            }
+        }
+        if !next_deadline(&mut client, &mut server, &mut now) {
+            break;
+        }
+    }
+    assert!(got, "the second message never left the server");
+    assert!(client.is_established() && server.is_established());
+}
