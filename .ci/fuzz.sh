@@ -7,6 +7,9 @@
 # crashing inputs: fuzz/artifacts/<target>/. A dictionary fuzz/<target>.dict,
 # if there is one, is passed to libFuzzer.
 set -euo pipefail
+# This script builds in its own crate's target/ directory, whatever the
+# caller's environment says.
+unset CARGO_TARGET_DIR
 cd "$(dirname "$0")/../fuzz"
 
 seconds="${FUZZ_SECONDS:-30}"

@@ -13,6 +13,9 @@
 #     both as bare-metal firmware images and prints their flash sizes:
 #     handshake only, and the full session.
 set -euo pipefail
+# This script builds in its own crate's target/ directory, whatever the
+# caller's environment says.
+unset CARGO_TARGET_DIR
 cd "$(dirname "$0")/../nostd-check"
 
 echo "== nostd-check: host build (release)"
