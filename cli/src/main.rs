@@ -1,5 +1,7 @@
 //! `tern`: try Tern on loopback, make keys, run an echo server, send to it.
 
+#![forbid(unsafe_code)]
+
 mod demo;
 mod error;
 mod keys;

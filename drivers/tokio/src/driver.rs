@@ -12,6 +12,7 @@ use crate::conn_state::{ConnState, Core};
 use crate::connection::Connection;
 use crate::endpoint::EndpointStats;
 use crate::error::Error;
+use crate::socket::{self, Socket};
 use rand::rngs::StdRng;
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -22,7 +23,6 @@ use std::time::Duration;
 use tern::connection::code;
 use tern::endpoint::ConnectionHandle;
 use tern::{Event, ServiceEndpoint, Side};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant as TokioInstant, Sleep};
 use tracing::{debug, info, trace, warn};
@@ -31,8 +31,6 @@ use tracing::{debug, info, trace, warn};
 const BATCH: usize = 64;
 /// Consecutive receive errors after which the socket is taken as broken.
 const MAX_RECV_ERRORS: u32 = 64;
-/// Largest UDP payload: datagrams are never cut short.
-const MAX_UDP: usize = 65_535;
 
 struct Shutdown {
     deadline: TokioInstant,
@@ -41,13 +39,13 @@ struct Shutdown {
 
 /// What woke the loop.
 enum Wake {
-    Datagram(io::Result<(usize, SocketAddr)>),
+    Datagrams(io::Result<usize>),
     Command(Option<Command>),
     Timer,
 }
 
 pub(crate) struct Driver {
-    socket: UdpSocket,
+    socket: Socket,
     local_addr: SocketAddr,
     ep: ServiceEndpoint,
     rng: StdRng,
@@ -64,8 +62,10 @@ pub(crate) struct Driver {
     accept_waiters: VecDeque<oneshot::Sender<Option<Connection>>>,
     endpoint_alive: bool,
     shutdown: Option<Shutdown>,
-    recv_buf: Vec<u8>,
+    /// Packets to send, back to back (several for a segmented send).
     tx_buf: Vec<u8>,
+    /// Room for one packet in `tx_buf`.
+    tx_slot: usize,
     msg_buf: Vec<u8>,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<TokioInstant>,
@@ -74,7 +74,7 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) fn new(
-        socket: UdpSocket,
+        socket: Socket,
         ep: ServiceEndpoint,
         rng: StdRng,
         rx: mpsc::UnboundedReceiver<Command>,
@@ -82,7 +82,8 @@ impl Driver {
     ) -> io::Result<Self> {
         let local_addr = socket.local_addr()?;
         let cfg = &ep.config().connection;
-        let tx_len = usize::from(cfg.max_packet_size);
+        let tx_slot = usize::from(cfg.max_packet_size);
+        let batch = socket::batch_limit(socket.max_segments(), tx_slot);
         let msg_len = cfg.max_message_size as usize;
         Ok(Driver {
             socket,
@@ -99,8 +100,8 @@ impl Driver {
             accept_waiters: VecDeque::new(),
             endpoint_alive: true,
             shutdown: None,
-            recv_buf: vec![0; MAX_UDP],
-            tx_buf: vec![0; tx_len],
+            tx_buf: vec![0; tx_slot * batch],
+            tx_slot,
             msg_buf: vec![0; msg_len.max(1)],
             timer: Box::pin(tokio::time::sleep_until(TokioInstant::now())),
             timer_at: None,
@@ -136,16 +137,16 @@ impl Driver {
             }
             self.arm_timer();
             let wake = tokio::select! {
-                r = self.socket.recv_from(&mut self.recv_buf) => Wake::Datagram(r),
+                r = self.socket.recv() => Wake::Datagrams(r),
                 c = self.rx.recv(), if !self.rx_closed => Wake::Command(c),
                 () = &mut self.timer, if self.timer_at.is_some() => Wake::Timer,
             };
             match wake {
-                Wake::Datagram(r) => {
+                Wake::Datagrams(r) => {
                     self.on_recv(r)?;
                     // Take what else is waiting, without sleeping.
                     for _ in 1..BATCH {
-                        match self.socket.try_recv_from(&mut self.recv_buf) {
+                        match self.socket.try_recv() {
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                             r => self.on_recv(r)?,
                         }
@@ -161,13 +162,13 @@ impl Driver {
                         }
                     }
                 }
-                Wake::Timer => self.timer_at = None,
-            }
-            // Deadlines are checked on every turn, so a busy socket cannot
-            // starve them.
-            let now = self.clock.now();
-            if self.ep.poll_timeout().is_some_and(|t| t <= now) {
-                self.ep.handle_timeout(now);
+                Wake::Timer => {
+                    // A deadline that passed while the loop was busy fires
+                    // at once: `select!` picks among ready branches at
+                    // random, so a busy socket cannot starve the timer.
+                    self.timer_at = None;
+                    self.ep.handle_timeout(self.clock.now());
+                }
             }
         }
     }
@@ -223,28 +224,81 @@ impl Driver {
         Ok(())
     }
 
+    /// Sends every packet the state machine has, batching runs of
+    /// equal-size packets to one destination into one segmented send.
     async fn transmit(&mut self) -> io::Result<()> {
+        let max = socket::batch_limit(self.socket.max_segments(), self.tx_slot);
+        // The batch being built: destination, segment size, packets, bytes.
+        let mut batch: Option<(SocketAddr, usize, usize)> = None;
+        let mut len = 0;
         loop {
             let now = self.clock.now();
-            match self.ep.poll_transmit(now, &mut self.tx_buf) {
-                Ok(Some((_, t))) => {
-                    let pkt = &self.tx_buf[..t.len];
-                    if let Err(e) = self.socket.send_to(pkt, t.destination).await {
-                        // The packet is lost; the protocol recovers.
-                        debug!(to = %t.destination, error = %e, "send failed");
+            let slot = self.tx_slot;
+            let polled = self
+                .ep
+                .poll_transmit(now, &mut self.tx_buf[len..len + slot]);
+            let t = match polled {
+                Ok(Some((_, t))) => t,
+                Ok(None) => break,
+                Err(tern::connection::TransmitError::BufferTooSmall { needed }) => {
+                    self.send_batch(batch.take(), len).await;
+                    len = 0;
+                    self.tx_slot = needed;
+                    self.tx_buf.resize(needed * max, 0);
+                    continue;
+                }
+            };
+            match batch {
+                None => {
+                    batch = Some((t.destination, t.len, 1));
+                    len = t.len;
+                }
+                Some((to, seg, n)) if to == t.destination && t.len <= seg => {
+                    batch = Some((to, seg, n + 1));
+                    len += t.len;
+                    // A shorter packet must be the last of a batch.
+                    if t.len < seg {
+                        self.send_batch(batch.take(), len).await;
+                        len = 0;
                     }
                 }
-                Ok(None) => return Ok(()),
-                Err(tern::connection::TransmitError::BufferTooSmall { needed }) => {
-                    self.tx_buf.resize(needed, 0);
+                Some(_) => {
+                    // Another destination or a larger packet: send what
+                    // is built, and start again with this packet.
+                    self.send_batch(batch.take(), len).await;
+                    self.tx_buf.copy_within(len..len + t.len, 0);
+                    batch = Some((t.destination, t.len, 1));
+                    len = t.len;
                 }
             }
+            if let Some((_, _, n)) = batch
+                && (n >= max || len + self.tx_slot > self.tx_buf.len())
+            {
+                self.send_batch(batch.take(), len).await;
+                len = 0;
+            }
+        }
+        self.send_batch(batch.take(), len).await;
+        Ok(())
+    }
+
+    async fn send_batch(&mut self, batch: Option<(SocketAddr, usize, usize)>, len: usize) {
+        let Some((to, segment, count)) = batch else {
+            return;
+        };
+        if let Err(e) = self
+            .socket
+            .send(to, &self.tx_buf[..len], segment, count)
+            .await
+        {
+            // The packets are lost; the protocol recovers.
+            debug!(%to, error = %e, "send failed");
         }
     }
 
-    fn on_recv(&mut self, r: io::Result<(usize, SocketAddr)>) -> io::Result<()> {
-        let (n, from) = match r {
-            Ok(x) => x,
+    fn on_recv(&mut self, r: io::Result<usize>) -> io::Result<()> {
+        let bufs = match r {
+            Ok(n) => n,
             Err(e) => {
                 // ICMP errors surface here on some systems; they say
                 // nothing about our socket.
@@ -258,18 +312,24 @@ impl Driver {
         };
         self.recv_errors = 0;
         let now = self.clock.now();
-        match self
-            .ep
-            .handle(now, from, &mut self.recv_buf[..n], &mut self.rng)
-        {
-            Ok(h) => {
-                // Take this connection's events now, so a burst of packets
-                // never overflows its event queue.
-                while let Some(e) = self.ep.connection_mut(h).and_then(|c| c.poll_event()) {
-                    self.on_event(h, e);
+        for i in 0..bufs {
+            let (from, len, stride) = self.socket.meta(i);
+            let mut start = 0;
+            while start < len {
+                let n = stride.min(len - start);
+                let data = self.socket.datagram(i, start, n);
+                start += n;
+                match self.ep.handle(now, from, data, &mut self.rng) {
+                    Ok(h) => {
+                        // Take this connection's events now, so a burst of
+                        // packets never overflows its event queue.
+                        while let Some(e) = self.ep.connection_mut(h).and_then(|c| c.poll_event()) {
+                            self.on_event(h, e);
+                        }
+                    }
+                    Err(reason) => trace!(%from, ?reason, len = n, "datagram dropped"),
                 }
             }
-            Err(reason) => trace!(%from, ?reason, len = n, "datagram dropped"),
         }
         Ok(())
     }

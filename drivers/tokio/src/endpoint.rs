@@ -17,6 +17,9 @@ use tern::{Config, Credentials, ServiceEndpoint};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
+/// Kernel buffer asked for each way on sockets the endpoint binds.
+const SOCKET_BUFFER: usize = 2 * 1024 * 1024;
+
 /// A UDP socket serving any number of Tern connections, as a server, a
 /// client, or both.
 ///
@@ -72,8 +75,22 @@ impl Endpoint {
     ///
     /// Must be called within a tokio runtime (with I/O and time enabled).
     pub fn bind(addr: SocketAddr, config: EndpointConfig) -> io::Result<Endpoint> {
-        let socket = std::net::UdpSocket::bind(addr)?;
-        Self::from_socket(socket, config)
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        if addr.is_ipv6() {
+            // Dual-stack where the system allows it.
+            let _ = socket.set_only_v6(false);
+        }
+        // Room for bursts (many handshakes at once): a short kernel buffer
+        // drops datagrams that the protocol must then recover. Best effort:
+        // the system caps it (net.core.rmem_max).
+        let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+        let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+        socket.bind(&addr.into())?;
+        Self::from_socket(socket.into(), config)
     }
 
     /// A client endpoint on `bind_addr` (port 0 for any), every
@@ -92,7 +109,7 @@ impl Endpoint {
         socket.set_nonblocking(true)?;
         let socket = {
             let _guard = runtime.enter();
-            tokio::net::UdpSocket::from_std(socket)?
+            crate::socket::Socket::new(tokio::net::UdpSocket::from_std(socket)?)?
         };
         let local_addr = socket.local_addr()?;
         let mut rng = StdRng::try_from_rng(&mut SysRng).map_err(io::Error::other)?;

@@ -64,11 +64,14 @@
 //!
 //! # Transport
 //!
-//! UDP only for now, through tokio's `UdpSocket`, one datagram per system
-//! call (datagrams waiting are read in batches without going back to the
-//! scheduler). TCP with length-prefixed packets, and segmentation offload
-//! (GSO/GRO through `quinn-udp`), are later steps of the driver.
-
+//! UDP, through `quinn-udp`: many datagrams per receive call (`recvmmsg`,
+//! and GRO coalescing on Linux), and runs of equal-size packets to one
+//! destination sent as one segmented write (GSO), falling back to one
+//! packet per call where the OS offers neither. Sockets bound by the
+//! endpoint ask for 2 MiB kernel buffers, so bursts (many handshakes at
+//! once) are not dropped. TCP with length-prefixed packets is a later step
+//! (it needs the framing codec in `tern` first).
+//!
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -79,6 +82,7 @@ mod connection;
 mod driver;
 mod endpoint;
 mod error;
+mod socket;
 mod stats;
 
 pub use connection::Connection;

@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use tokio::time::timeout;
 
 const SERVER_KEY: [u8; 32] = [0x17; 32];
-const CLIENTS: usize = 1000;
+const CLIENTS: usize = 200;
 const CHANNELS: u32 = 2;
 const PER_CHANNEL: u32 = 5;
 

@@ -409,3 +409,99 @@ async fn wrong_server_key_never_connects() {
     .await
     .expect("test took too long");
 }
+
+#[tokio::test]
+async fn bulk_both_ways_with_batched_sends() {
+    timeout(LIMIT, async {
+        let server = server(config());
+        let conn = connect(&server, config()).await;
+        let sc = server.accept().await.unwrap();
+        const N: usize = 128; // 2 MiB each way in 16 KiB messages
+        let msg = |dir: u8, i: usize| -> Vec<u8> {
+            let mut m = vec![dir; 16 * 1024];
+            m[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            m
+        };
+        let (c2, s2) = (conn.clone(), sc.clone());
+        let up = tokio::spawn(async move {
+            for i in 0..N {
+                c2.send((i % 2) as u32 * 2, msg(1, i)).await.unwrap();
+            }
+        });
+        let down = tokio::spawn(async move {
+            for i in 0..N {
+                s2.send((i % 2) as u32 * 2 + 1, msg(2, i)).await.unwrap();
+            }
+        });
+        let check = |c: Connection, dir: u8| async move {
+            let mut next = [0usize, 0];
+            for _ in 0..N {
+                let (ch, m) = c.recv().await.unwrap();
+                let k = (ch / 2) as usize;
+                let i = next[k] * 2 + k;
+                assert_eq!(&m[..], &msg(dir, i)[..], "message {i} on channel {ch}");
+                next[k] += 1;
+            }
+        };
+        tokio::join!(check(sc.clone(), 1), check(conn.clone(), 2));
+        up.await.unwrap();
+        down.await.unwrap();
+        let s = conn.stats().await.unwrap().connection;
+        assert!(s.tx_bytes > (N * 16 * 1024) as u64);
+        conn.close(code::NO_ERROR, "").await.unwrap();
+    })
+    .await
+    .expect("test took too long");
+}
+
+#[tokio::test]
+async fn cancelled_receives_lose_nothing() {
+    timeout(LIMIT, async {
+        let server = server(config());
+        let conn = connect(&server, config()).await;
+        let sc = server.accept().await.unwrap();
+        const N: u32 = 300;
+        let c2 = conn.clone();
+        let sender = tokio::spawn(async move {
+            for i in 0..N {
+                c2.send(0, i.to_be_bytes().to_vec()).await.unwrap();
+                if i % 16 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        // Every other receive is dropped right after its request went out
+        // (the request still reaches the endpoint task, which must not
+        // lose the message it would have answered with).
+        let mut next = 0u32;
+        let mut cancelled = 0;
+        let mut k = 0u32;
+        while next < N {
+            k += 1;
+            let r = if k.is_multiple_of(2) {
+                Some(sc.recv().await)
+            } else {
+                tokio::select! {
+                    biased;
+                    r = sc.recv() => Some(r),
+                    () = std::future::ready(()) => None,
+                }
+            };
+            match r {
+                Some(r) => {
+                    let (_, m) = r.unwrap();
+                    assert_eq!(&m[..], next.to_be_bytes(), "in order, none lost");
+                    next += 1;
+                }
+                None => cancelled += 1,
+            }
+        }
+        sender.await.unwrap();
+        assert!(
+            cancelled > 0,
+            "no receive was cancelled: the test proves nothing"
+        );
+    })
+    .await
+    .expect("test took too long");
+}
