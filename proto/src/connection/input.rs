@@ -542,9 +542,12 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                     Ok(grew) => {
                         self.rx_data += grew;
                         if !ch.readable_signalled && ch.recv.peek_len().is_some() {
-                            ch.readable_signalled = true;
                             let id = ch.id;
-                            self.push_event(Event::Readable(id));
+                            // Mark it signalled only if the event was queued,
+                            // so a full queue is retried on the next data.
+                            if self.push_event(Event::Readable(id)) {
+                                self.channels[i].readable_signalled = true;
+                            }
                         }
                         if self.rx_data > self.rx_max_data {
                             self.violation(now, code::FLOW_CONTROL, "connection credit exceeded");

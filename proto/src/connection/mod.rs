@@ -458,9 +458,11 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         self.events.pop_front()
     }
 
-    pub(crate) fn push_event(&mut self, e: Event) {
+    /// Queues `e`; returns whether it is now queued (false when the queue
+    /// is full, so level-triggered flags are not set for a lost event).
+    pub(crate) fn push_event(&mut self, e: Event) -> bool {
         if self.closed_signalled {
-            return;
+            return false;
         }
         if let Event::Closed(_) = e {
             self.closed_signalled = true;
@@ -468,11 +470,13 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             if self.events.is_full() {
                 self.events.pop_front();
             }
-        } else if self.events.len() + 1 >= EVENTS || self.events.iter().any(|q| *q == e) {
-            // Already queued, or the last slot is kept for Closed.
-            return;
+        } else if self.events.iter().any(|q| *q == e) {
+            return true;
+        } else if self.events.len() + 1 >= EVENTS {
+            // The last slot is kept for Closed.
+            return false;
         }
-        let _ = self.events.push_back(e);
+        self.events.push_back(e).is_ok()
     }
 
     // ----- channels -----
