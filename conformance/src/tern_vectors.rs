@@ -10,6 +10,10 @@
 //! on the bare Noise engine with the same ephemeral keys: the Noise message
 //! inside every handshake datagram must match, and that replay gives the
 //! traffic keys.
+//!
+//! The stream vectors (`stream.json`, the TCP framing of `spec/tcp.md`) are
+//! also decoded by [`tern::stream::StreamDecoder`] when checked, one byte at
+//! a time and whole, and must give exactly the packets and error listed.
 
 use crate::noise_vectors::Tally;
 use rand_chacha::ChaCha20Rng;
@@ -24,6 +28,7 @@ use tern::crypto::{CipherKind, CryptoProvider, RustCrypto};
 use tern::frame::{CloseFrame, Frame, encode_ack};
 use tern::noise::{Builder, CipherState, NoiseParams};
 use tern::packet::{LONG_HEADER_LEN, ShortHeader};
+use tern::stream::{StreamDecoder, StreamError, encode_frame};
 use tern::{Instant, ServiceConnection};
 
 const CLIENT_STATIC: [u8; 32] = [0x11; 32];
@@ -118,6 +123,24 @@ pub struct PacketVector {
     pub packet: String,
 }
 
+/// Tern packets framed on a byte stream (TCP), valid or not.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct StreamVector {
+    /// What it shows.
+    pub name: String,
+    /// The receiver's maximum packet size (the largest length it accepts).
+    pub max_packet_size: u16,
+    /// The packets a receiver gets from the stream, hex, in order: all of
+    /// them for a valid stream, those before the error otherwise.
+    pub packets: Vec<String>,
+    /// The byte stream, hex.
+    pub stream: String,
+    /// `null` for a valid stream, else the error that ends it:
+    /// `zero_length`, `too_long len=L max=M` or `truncated buffered=B` (the
+    /// stream ends inside a frame).
+    pub error: Option<String>,
+}
+
 /// All of Tern's vectors.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct VectorSet {
@@ -127,6 +150,8 @@ pub struct VectorSet {
     pub frames: Vec<FrameVector>,
     /// Data packets.
     pub packets: Vec<PacketVector>,
+    /// Framed byte streams.
+    pub streams: Vec<StreamVector>,
 }
 
 fn h(b: &[u8]) -> String {
@@ -436,6 +461,187 @@ fn packets() -> Vec<PacketVector> {
     v
 }
 
+/// The vector form of a stream error.
+fn stream_error_name(e: StreamError) -> String {
+    match e {
+        StreamError::ZeroLength => "zero_length".into(),
+        StreamError::TooLong { len, max } => format!("too_long len={len} max={max}"),
+        StreamError::Truncated { buffered } => format!("truncated buffered={buffered}"),
+        e => format!("{e:?}"),
+    }
+}
+
+/// Decodes `stream` with a [`StreamDecoder`] fed `chunk` bytes at a time:
+/// the packets, then the error (including a frame cut off at the end).
+fn decode_stream(max: u16, stream: &[u8], chunk: usize) -> (Vec<String>, Option<String>) {
+    let mut dec = Box::new(StreamDecoder::<65537>::with_max_packet_size(max).expect("fits"));
+    let mut got = Vec::new();
+    for mut input in stream.chunks(chunk.max(1)) {
+        while !input.is_empty() {
+            let n = dec.feed(input);
+            input = &input[n..];
+            loop {
+                match dec.next_packet() {
+                    Ok(Some(p)) => got.push(h(p)),
+                    Ok(None) => break,
+                    Err(e) => return (got, Some(stream_error_name(e))),
+                }
+            }
+        }
+    }
+    (got, dec.finish().err().map(stream_error_name))
+}
+
+/// Streams of framed packets: the client's and the server's side of a
+/// handshake, data packets up to exactly the maximum size, and invalid
+/// streams with the error they end with. The expected errors are written
+/// here from the framing rules, and the decoder must agree.
+fn streams(hs: &HandshakeVector, packets: &[PacketVector]) -> Vec<StreamVector> {
+    let unhex = |s: &str| hex::decode(s).expect("hex");
+    let frame = |p: &[u8]| {
+        let mut out = vec![0u8; p.len() + 2];
+        let n = encode_frame(p, &mut out).expect("frame");
+        out.truncate(n);
+        out
+    };
+    let join = |ps: &[Vec<u8>]| ps.iter().flat_map(|p| frame(p)).collect::<Vec<u8>>();
+    let side = |from: &str| {
+        hs.datagrams
+            .iter()
+            .filter(|d| d.from == from)
+            .map(|d| unhex(&d.hex))
+            .collect::<Vec<_>>()
+    };
+    let data: Vec<Vec<u8>> = packets
+        .iter()
+        .filter(|p| p.cipher == "ChaChaPoly")
+        .map(|p| unhex(&p.packet))
+        .collect();
+
+    // A data packet of exactly 256 bytes: PING, then PADDING.
+    let mut full = [0u8; 256];
+    let hdr = ShortHeader {
+        key_phase: false,
+        receiver: SERVER_ID,
+        pn_truncated: 1,
+        pn_len: 1,
+    };
+    let hl = hdr.encode(&mut full);
+    let pl = 256 - 16;
+    let ping = Frame::Ping.encode(&mut full[hl..]).expect("fits");
+    for b in &mut full[hl + ping..pl] {
+        *b = 0; // PADDING
+    }
+    let mut cs = CipherState::new(RustCrypto, CipherKind::ChaChaPoly, &[0x5a; 32]);
+    let (head, body) = full.split_at_mut(hl);
+    let n = cs
+        .encrypt_with_nonce(1, head, body, pl - hl)
+        .expect("encrypt");
+    assert_eq!(hl + n, 256);
+    let full = full.to_vec();
+
+    let valid = |name: &str, max: u16, ps: Vec<Vec<u8>>| StreamVector {
+        name: name.into(),
+        max_packet_size: max,
+        packets: ps.iter().map(|p| h(p)).collect(),
+        stream: h(&join(&ps)),
+        error: None,
+    };
+    let invalid = |name: &str, max: u16, ps: Vec<Vec<u8>>, tail: &[u8], error: StreamError| {
+        let mut stream = join(&ps);
+        stream.extend_from_slice(tail);
+        StreamVector {
+            name: name.into(),
+            max_packet_size: max,
+            packets: ps.iter().map(|p| h(p)).collect(),
+            stream: h(&stream),
+            error: Some(stream_error_name(error)),
+        }
+    };
+    let cut = frame(&data[1]);
+    let v = vec![
+        valid(
+            &format!("client to server: {} handshake", hs.name),
+            1452,
+            side("client"),
+        ),
+        valid(
+            &format!("server to client: {} handshake", hs.name),
+            1452,
+            side("server"),
+        ),
+        valid(
+            "ChaChaPoly data packets, then one of exactly max_packet_size",
+            256,
+            vec![
+                data[0].clone(),
+                data[1].clone(),
+                data[2].clone(),
+                full.clone(),
+            ],
+        ),
+        invalid(
+            "length 0 first",
+            1452,
+            vec![],
+            &[0x00, 0x00],
+            StreamError::ZeroLength,
+        ),
+        invalid(
+            "length 0 after a packet (the valid frame after it is not read)",
+            1452,
+            vec![data[0].clone()],
+            &[&[0x00, 0x00][..], &frame(&data[1])].concat(),
+            StreamError::ZeroLength,
+        ),
+        invalid(
+            "length one above max_packet_size (refused on the prefix alone)",
+            256,
+            vec![data[0].clone()],
+            &[0x01, 0x01, 0x00],
+            StreamError::TooLong { len: 257, max: 256 },
+        ),
+        invalid(
+            "length 65535 above max_packet_size 1452",
+            1452,
+            vec![],
+            &[0xff, 0xff],
+            StreamError::TooLong {
+                len: 65535,
+                max: 1452,
+            },
+        ),
+        invalid(
+            "stream ends inside a length prefix",
+            1452,
+            vec![data[0].clone()],
+            &[0x00],
+            StreamError::Truncated { buffered: 1 },
+        ),
+        invalid(
+            "stream ends inside a packet",
+            1452,
+            vec![data[0].clone()],
+            &cut[..cut.len() - 1],
+            StreamError::Truncated {
+                buffered: cut.len() - 1,
+            },
+        ),
+    ];
+    for s in &v {
+        let stream = unhex(&s.stream);
+        for chunk in [1, 3, stream.len()] {
+            assert_eq!(
+                decode_stream(s.max_packet_size, &stream, chunk),
+                (s.packets.clone(), s.error.clone()),
+                "{}: the decoder disagrees (chunks of {chunk})",
+                s.name
+            );
+        }
+    }
+    v
+}
+
 /// Generates every vector.
 pub fn generate() -> VectorSet {
     let mut handshakes = Vec::new();
@@ -445,23 +651,32 @@ pub fn generate() -> VectorSet {
             handshakes.push(handshake(p, s, 1000 + (k * 10 + j) as u64 * 2));
         }
     }
+    let packets = packets();
+    let streams = streams(&handshakes[0], &packets);
     VectorSet {
         handshakes,
         frames: frames(),
-        packets: packets(),
+        packets,
+        streams,
     }
 }
 
 /// File names in the vector directory.
-pub const FILES: [&str; 3] = ["handshakes.json", "frames.json", "packets.json"];
+pub const FILES: [&str; 4] = [
+    "handshakes.json",
+    "frames.json",
+    "packets.json",
+    "stream.json",
+];
 
-/// Writes the vectors into `dir` as three JSON files.
+/// Writes the vectors into `dir` as four JSON files.
 pub fn write(dir: &Path, set: &VectorSet) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let pretty = |v: &dyn erased::Ser| v.json();
     std::fs::write(dir.join(FILES[0]), pretty(&set.handshakes))?;
     std::fs::write(dir.join(FILES[1]), pretty(&set.frames))?;
     std::fs::write(dir.join(FILES[2]), pretty(&set.packets))?;
+    std::fs::write(dir.join(FILES[3]), pretty(&set.streams))?;
     Ok(())
 }
 
@@ -487,6 +702,8 @@ pub fn check(dir: &Path) -> Result<(Tally, Vec<String>), String> {
     let fr: Vec<FrameVector> = serde_json::from_str(&read(FILES[1])?).map_err(|e| e.to_string())?;
     let pk: Vec<PacketVector> =
         serde_json::from_str(&read(FILES[2])?).map_err(|e| e.to_string())?;
+    let st: Vec<StreamVector> =
+        serde_json::from_str(&read(FILES[3])?).map_err(|e| e.to_string())?;
     let mut tally = Tally::default();
     let mut failures = Vec::new();
     fn cmp<T: PartialEq>(
@@ -534,5 +751,29 @@ pub fn check(dir: &Path) -> Result<(Tally, Vec<String>), String> {
         &mut tally,
         &mut failures,
     );
+    cmp(
+        &set.streams,
+        &st,
+        |v| format!("stream {}", v.name),
+        &mut tally,
+        &mut failures,
+    );
+    // The files' streams through the decoder, whatever the generator says.
+    for v in &st {
+        let Ok(stream) = hex::decode(&v.stream) else {
+            tally.failed += 1;
+            failures.push(format!("stream {}: not hex", v.name));
+            continue;
+        };
+        for chunk in [1, stream.len()] {
+            if decode_stream(v.max_packet_size, &stream, chunk)
+                != (v.packets.clone(), v.error.clone())
+            {
+                tally.failed += 1;
+                failures.push(format!("stream {}: decodes differently", v.name));
+                break;
+            }
+        }
+    }
     Ok((tally, failures))
 }

@@ -13,7 +13,7 @@ fn checked_in_vectors_match_the_implementation() {
     let (tally, failures) = tern_vectors::check(&dir()).expect("vector files readable");
     assert!(failures.is_empty(), "{failures:#?}");
     assert_eq!(tally.failed, 0);
-    assert_eq!(tally.passed, 20 + 12 + 6);
+    assert_eq!(tally.passed, 20 + 12 + 6 + 9);
 }
 
 #[test]
@@ -42,5 +42,20 @@ fn a_changed_byte_is_caught() {
     tern_vectors::write(&out, &set).unwrap();
     let (tally, failures) = tern_vectors::check(&out).unwrap();
     assert_eq!(tally.failed, 1, "{failures:?}");
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn a_wrong_stream_vector_is_caught_by_the_decoder_too() {
+    let out = std::env::temp_dir().join(format!("tern-vectors-stream-{}", std::process::id()));
+    let mut set = tern_vectors::generate();
+    // A zero-length prefix claimed to be a valid stream: differs from the
+    // generator, and the decoder reports the error the file denies.
+    assert_eq!(set.streams[3].error.as_deref(), Some("zero_length"));
+    set.streams[3].error = None;
+    tern_vectors::write(&out, &set).unwrap();
+    let (tally, failures) = tern_vectors::check(&out).unwrap();
+    assert_eq!(tally.failed, 2, "{failures:?}");
+    assert!(failures[1].contains("decodes differently"), "{failures:?}");
     let _ = std::fs::remove_dir_all(out);
 }

@@ -103,6 +103,7 @@
 //! - [`channel`]: ordered reliable message streams with flow control.
 //! - [`recovery`]: RTT estimation, NewReno.
 //! - [`connection`], [`endpoint`]: the state machines.
+//! - [`stream`]: the TCP framing (2-byte length prefixes) as a sans-IO codec.
 //!
 //! # Memory
 //!
@@ -147,6 +148,7 @@ pub mod config;
 pub mod connection;
 pub mod endpoint;
 pub mod storage;
+pub mod stream;
 
 pub use config::Config;
 pub use connection::{Connection, ConnectionError, Credentials, Event, Side, Transmit};
