@@ -3,6 +3,7 @@
 
 pub mod noise_vectors;
 pub mod scenario;
+pub mod scenarios;
 pub mod sim;
 pub mod simulate;
 pub mod tern_vectors;

@@ -36,7 +36,7 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
-    /// Write Tern's own vectors (handshakes, frames, packets) into DIR.
+    /// Write Tern's own vectors (handshakes, frames, packets, streams) into DIR.
     GenerateVectors {
         /// Output directory.
         #[arg(long, default_value = "spec/vectors")]
@@ -73,6 +73,19 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ProfileArg::Service)]
         profile: ProfileArg,
     },
+    /// Run the named scenarios of spec/scenarios.md through the simulator,
+    /// checking the global invariants after every step.
+    Scenarios {
+        /// Only scenarios whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Seed for the network, keys and traffic.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// List the scenarios and what they check, without running them.
+        #[arg(long)]
+        list: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -88,10 +101,11 @@ fn main() -> ExitCode {
             match tern_conformance::tern_vectors::write(&out, &set) {
                 Ok(()) => {
                     println!(
-                        "wrote {} handshakes, {} frames, {} packets to {}",
+                        "wrote {} handshakes, {} frames, {} packets, {} streams to {}",
                         set.handshakes.len(),
                         set.frames.len(),
                         set.packets.len(),
+                        set.streams.len(),
                         out.display()
                     );
                     ExitCode::SUCCESS
@@ -102,6 +116,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Scenarios { filter, seed, list } => scenarios(filter.as_deref(), seed, list),
         Command::Simulate {
             seed,
             loss,
@@ -123,6 +138,7 @@ fn main() -> ExitCode {
                     delay: Duration::from_millis(delay_ms),
                     jitter: Duration::from_millis(delay_ms / 5),
                     mtu: 1500,
+                    ..Link::default()
                 },
                 messages,
                 size,
@@ -167,6 +183,58 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+fn scenarios(filter: Option<&str>, seed: u64, list: bool) -> ExitCode {
+    use tern_conformance::scenarios;
+    let chosen = scenarios::select(filter);
+    if list {
+        println!("checked after every step of every scenario:");
+        for c in scenarios::GLOBAL_CHECKS {
+            println!("  - {c}");
+        }
+        for s in &chosen {
+            println!("\n{}: {}", s.name, s.description);
+            for c in s.checks {
+                println!("  - {c}");
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    if chosen.is_empty() {
+        eprintln!("no scenario matches {:?}", filter.unwrap_or_default());
+        println!("0 passed, 0 failed");
+        return ExitCode::FAILURE;
+    }
+    scenarios::quiet_panics();
+    let params = scenarios::Params { seed };
+    let width = chosen.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let (mut passed, mut failed) = (0, 0);
+    scenarios::run_all(&chosen, &params, |s, outcome, took| match outcome {
+        scenarios::Outcome::Passed(summary) => {
+            passed += 1;
+            println!(
+                "ok   {:width$}  ({summary}; {:.1} s)",
+                s.name,
+                took.as_secs_f64()
+            );
+        }
+        scenarios::Outcome::Failed(why) => {
+            failed += 1;
+            // One line, of a readable length.
+            let mut why = why.replace('\n', " ");
+            if why.chars().count() > 600 {
+                why = why.chars().take(600).collect::<String>() + " ...";
+            }
+            println!("FAIL {}: {why}", s.name);
+        }
+    });
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

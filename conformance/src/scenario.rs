@@ -15,8 +15,14 @@
 //! - events: a connection's first event is `Connected` (or `Closed`, for a
 //!   failed handshake), `Connected` comes once, `Closed` comes once and no
 //!   event follows it;
-//! - nonces: data packets of a session carry consecutive packet numbers
+//! - memory: no endpoint holds more connections than its
+//!   `max_connections`;
+//! - nonces: the data packets sealed under each key carry consecutive
+//!   packet numbers, so no (key, packet number) pair is used twice
 //!   ([`crate::sim::NetStats::pn_violations`] stays 0).
+//!
+//! [`World::violation`], [`Flow::deliver`] and [`World::record_event`]
+//! return these checks' verdicts instead of panicking.
 
 use crate::sim::{Link, Net, Node, SimEndpoint, addr};
 use crate::simulate::{keys, message};
@@ -113,39 +119,58 @@ impl Flow {
         self.received[0] == self.sent[1] && self.received[1] == self.sent[0]
     }
 
-    /// Checks a message side `side` read from `channel`; panics on a
-    /// duplicate, a gap, a wrong channel or altered bytes.
-    fn check_received(&mut self, now: Instant, side: usize, channel: u32, m: &[u8], what: &str) {
+    /// Checks a message side `side` read from `channel` and counts it:
+    /// an error names a duplicate, a gap, a wrong channel or direction, or
+    /// altered bytes (the message is then not counted).
+    pub fn deliver(
+        &mut self,
+        now: Instant,
+        side: usize,
+        channel: u32,
+        m: &[u8],
+    ) -> Result<(), String> {
         let dir = 1 - side;
-        assert!(
-            m.len() >= 9 && usize::from(m[0]) == dir,
-            "{what}: message of the wrong direction or truncated ({} bytes)",
-            m.len()
-        );
+        if m.len() < 9 || usize::from(m[0]) != dir {
+            return Err(format!(
+                "message of the wrong direction or truncated ({} bytes)",
+                m.len()
+            ));
+        }
         let c = u32::from_be_bytes([m[1], m[2], m[3], m[4]]);
         let seq = u32::from_be_bytes([m[5], m[6], m[7], m[8]]);
-        assert_eq!(
-            c, channel,
-            "{what}: message of channel {c} read on {channel}"
-        );
-        assert!(c < self.channels, "{what}: unknown channel {c}");
-        let expect = &mut self.next_recv[side][c as usize];
-        assert!(
-            seq >= *expect,
-            "{what}: channel {c} message {seq} delivered twice (expected {expect})"
-        );
-        assert_eq!(
-            seq, *expect,
-            "{what}: channel {c} message {seq} delivered before {expect}"
-        );
-        *expect += 1;
-        assert!(
-            message(self.key, dir as u8, c, seq, self.size) == m,
-            "{what}: channel {c} message {seq} corrupted"
-        );
+        if c != channel {
+            return Err(format!("message of channel {c} read on {channel}"));
+        }
+        if c >= self.channels {
+            return Err(format!("unknown channel {c}"));
+        }
+        let expect = self.next_recv[side][c as usize];
+        if seq < expect {
+            return Err(format!(
+                "channel {c} message {seq} delivered twice (expected {expect})"
+            ));
+        }
+        if seq > expect {
+            return Err(format!(
+                "channel {c} message {seq} delivered before {expect}"
+            ));
+        }
+        if message(self.key, dir as u8, c, seq, self.size) != m {
+            return Err(format!("channel {c} message {seq} corrupted"));
+        }
+        self.next_recv[side][c as usize] += 1;
         self.received[side] += 1;
         self.read_bytes[side] += m.len() as u64;
         self.last_read_at[side] = Some(now);
+        Ok(())
+    }
+
+    /// The message side `side` will send next (channel and bytes), without
+    /// counting it as sent.
+    pub fn next_message(&self, side: usize) -> (u32, Vec<u8>) {
+        let c = (self.sent[side] % self.channels as usize) as u32;
+        let seq = self.next_send[side][c as usize];
+        (c, message(self.key, side as u8, c, seq, self.size))
     }
 }
 
@@ -187,6 +212,8 @@ pub struct World<B: ByteStore, const CH: usize, const SENT: usize> {
     pub flows: Vec<Option<Flow>>,
     /// The connection configuration clients use.
     pub config: Config,
+    /// The server endpoint's settings (for [`World::restart_server`]).
+    pub server_config: EndpointConfig,
     /// Every event, in order.
     pub log: Vec<Logged>,
     /// Largest virtual step.
@@ -247,7 +274,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize> World<B, CH, SENT> {
             .fold((0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
         let mut scfg = EndpointConfig::server(server_config, server_key);
         tune(&mut scfg);
-        let server = SimEndpoint::new(Endpoint::new(scfg), addr(SERVER_PORT), seed ^ 0x5e);
+        let server = SimEndpoint::new(Endpoint::new(scfg.clone()), addr(SERVER_PORT), seed ^ 0x5e);
         World {
             net: Net::new(link, seed),
             server,
@@ -259,6 +286,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize> World<B, CH, SENT> {
             next_id: 0,
             flows: Vec::new(),
             config,
+            server_config: scfg,
             log: Vec::new(),
             max_step: Duration::from_secs(1),
             reaped: vec![0],
@@ -440,12 +468,12 @@ impl<B: ByteStore, const CH: usize, const SENT: usize> World<B, CH, SENT> {
                 loop {
                     match conn.recv_any(&mut buf) {
                         Ok(Some((ch, len))) => {
-                            let what = format!(
-                                "client {k} {} at {:?}",
-                                ["client side", "server side"][side],
-                                now
-                            );
-                            flow.check_received(now, side, ch, &buf[..len], &what);
+                            if let Err(e) = flow.deliver(now, side, ch, &buf[..len]) {
+                                panic!(
+                                    "client {k} {} at {now:?}: {e}",
+                                    ["client side", "server side"][side]
+                                );
+                            }
                         }
                         Ok(None) => break,
                         Err(needed) => panic!("receive buffer too small: {needed}"),
@@ -465,9 +493,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize> World<B, CH, SENT> {
             && conn.is_established()
         {
             while flow.sent[side] < flow.to_send[side] {
-                let c = (flow.sent[side] % flow.channels as usize) as u32;
-                let seq = flow.next_send[side][c as usize];
-                let m = message(flow.key, side as u8, c, seq, flow.size);
+                let (c, m) = flow.next_message(side);
                 match conn.send(c, &m) {
                     Ok(()) => {
                         flow.next_send[side][c as usize] += 1;
@@ -559,8 +585,24 @@ impl<B: ByteStore, const CH: usize, const SENT: usize> World<B, CH, SENT> {
     }
 
     fn on_event(&mut self, now: Instant, node: usize, h: ConnectionHandle, e: Event) {
+        if let Err(why) = self.record_event(now, node, h, e) {
+            panic!("{why}");
+        }
+    }
+
+    /// Logs event `e` of connection `h` of `node` and checks it against
+    /// what came before: the first event is `Connected` (or `Closed`),
+    /// `Connected` comes once, and nothing follows `Closed`. [`World`]
+    /// feeds it every event it polls; tests may feed it others.
+    pub fn record_event(
+        &mut self,
+        now: Instant,
+        node: usize,
+        h: ConnectionHandle,
+        e: Event,
+    ) -> Result<(), String> {
         let key = (node, h);
-        let conn = self.live_ids[&key];
+        let conn = self.live_ids.get(&key).copied().unwrap_or(0);
         self.log.push(Logged {
             at: now,
             node,
@@ -569,34 +611,31 @@ impl<B: ByteStore, const CH: usize, const SENT: usize> World<B, CH, SENT> {
             event: e,
         });
         if let Some(at) = self.closed.get(&key) {
-            panic!("node {node} {h:?}: {e:?} at {now:?} after Closed at {at:?}");
+            return Err(format!(
+                "node {node} {h:?}: {e:?} at {now:?} after Closed at {at:?}"
+            ));
         }
         match e {
-            Event::Connected => {
-                assert!(
-                    self.connected.insert(key),
-                    "node {node} {h:?}: Connected twice"
-                );
+            Event::Connected if !self.connected.insert(key) => {
+                return Err(format!("node {node} {h:?}: Connected twice"));
             }
+            Event::Connected => {}
             Event::Closed(_) => {
                 self.closed.insert(key, now);
             }
+            _ if !self.connected.contains(&key) => {
+                return Err(format!("node {node} {h:?}: {e:?} before Connected"));
+            }
             Event::Writable(_) => {
-                assert!(
-                    self.connected.contains(&key),
-                    "node {node} {h:?}: {e:?} before Connected"
-                );
                 if let Some(k) = self.client_of(node, h)
                     && let Some(f) = self.flows[k].as_mut()
                 {
                     f.writable[usize::from(node == SERVER)] += 1;
                 }
             }
-            _ => assert!(
-                self.connected.contains(&key),
-                "node {node} {h:?}: {e:?} before Connected"
-            ),
+            _ => {}
         }
+        Ok(())
     }
 
     fn client_of(&self, node: usize, h: ConnectionHandle) -> Option<usize> {
@@ -610,13 +649,29 @@ impl<B: ByteStore, const CH: usize, const SENT: usize> World<B, CH, SENT> {
     /// The invariants that must hold after every step (see the module
     /// documentation); panics on a violation.
     pub fn check_invariants(&self) {
-        assert_eq!(
-            self.net.stats.pn_violations, 0,
-            "a data packet number was reused or skipped"
-        );
+        if let Some(why) = self.violation() {
+            panic!("{why}");
+        }
+    }
+
+    /// The first invariant that does not hold now, if any.
+    pub fn violation(&self) -> Option<String> {
         let now = self.net.now;
+        if self.net.stats.pn_violations != 0 {
+            return Some(format!(
+                "at {now:?}: {} data packets did not carry the next packet number of their key (a nonce reused or skipped)",
+                self.net.stats.pn_violations
+            ));
+        }
         for node in 0..=self.clients.len() {
             let ep = self.endpoint(node);
+            let limit = ep.ep.config().max_connections;
+            if ep.ep.len() > limit {
+                return Some(format!(
+                    "node {node} at {now:?}: {} connections, more than its limit of {limit}",
+                    ep.ep.len()
+                ));
+            }
             for h in ep.ep.handles() {
                 let conn = ep.ep.connection(h).expect("listed handle");
                 let channels = self
@@ -624,11 +679,12 @@ impl<B: ByteStore, const CH: usize, const SENT: usize> World<B, CH, SENT> {
                     .and_then(|k| self.flows[k].as_ref())
                     .map_or(self.config.max_channels, |f| f.channels);
                 let bound = channels as usize * self.memory.0 + self.memory.1;
-                assert!(
-                    conn.buffer_bytes() <= bound,
-                    "node {node} {h:?} at {now:?}: {} buffer bytes, more than the {bound} the windows allow",
-                    conn.buffer_bytes()
-                );
+                if conn.buffer_bytes() > bound {
+                    return Some(format!(
+                        "node {node} {h:?} at {now:?}: {} buffer bytes, more than the {bound} the windows allow",
+                        conn.buffer_bytes()
+                    ));
+                }
             }
         }
         for (k, f) in self.flows.iter().enumerate() {
@@ -639,12 +695,28 @@ impl<B: ByteStore, const CH: usize, const SENT: usize> World<B, CH, SENT> {
             let bound = u64::from(f.channels) * 2 * w;
             for side in 0..2 {
                 let pending = f.accepted_bytes[side] - f.read_bytes[1 - side];
-                assert!(
-                    pending <= bound,
-                    "client {k} side {side} at {now:?}: {pending} bytes accepted and unread, more than {bound}"
-                );
+                if pending > bound {
+                    return Some(format!(
+                        "client {k} side {side} at {now:?}: {pending} bytes accepted and unread, more than {bound}"
+                    ));
+                }
             }
         }
+        None
+    }
+
+    /// The server loses all its state, as if its process restarted: a new
+    /// endpoint with the same configuration, key and address, and fresh
+    /// randomness from `seed`. Its connections vanish without an event.
+    pub fn restart_server(&mut self, seed: u64) {
+        let ep = Endpoint::new(self.server_config.clone());
+        self.server = SimEndpoint::new(ep, self.server.addr, seed);
+        for s in self.server_handles.iter_mut() {
+            *s = None;
+        }
+        self.live_ids.retain(|&(n, _), _| n != SERVER);
+        self.connected.retain(|&(n, _)| n != SERVER);
+        self.closed.retain(|&(n, _), _| n != SERVER);
     }
 
     /// Whether client `k` and the server both report `Connected`.

@@ -5,14 +5,16 @@
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use std::cmp::Reverse;
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tern::Instant;
 use tern::connection::DropReason;
 use tern::crypto::CryptoProvider;
 use tern::endpoint::{ConnectionHandle, Endpoint, Slots};
-use tern::packet::{ShortHeader, decode_packet_number};
+use tern::packet::{HandshakeHeader, HandshakeKind, ShortHeader, decode_packet_number};
 use tern::storage::ByteStore;
 use tern::{Connection, Event};
 
@@ -37,6 +39,32 @@ pub struct Link {
     pub jitter: Duration,
     /// Datagrams larger than this are dropped.
     pub mtu: usize,
+    /// Bursty loss (Gilbert–Elliott): when set, `loss` is the loss
+    /// probability in the good state and the model adds a bad state.
+    pub burst: Option<Burst>,
+    /// Extra delay of a held-back (reordered) datagram: uniform in
+    /// `[hold, 2·hold)`; when zero, uniform in `[0, 3·delay + 1 ms)`.
+    pub hold: Duration,
+    /// Copies a duplicated datagram gets beyond the original (1 unless a
+    /// duplication storm is wanted).
+    pub copies: u32,
+}
+
+/// Bursty loss: a two-state (Gilbert–Elliott) model whose bad state lasts
+/// a random time. In the good state a datagram is lost with the link's
+/// `loss` and starts a burst with probability `enter`; a burst lasts a time
+/// uniform in `[0, 2·length)` (mean `length`), and while it lasts each
+/// datagram in that direction is lost with probability `loss`. Bursts are
+/// timed, not counted in datagrams, so a sender that backs off is not
+/// trapped in a burst that only its own packets could end.
+#[derive(Clone, Copy, Debug)]
+pub struct Burst {
+    /// Probability that a datagram in the good state starts a burst.
+    pub enter: f64,
+    /// Mean length of a burst.
+    pub length: Duration,
+    /// Loss probability during a burst.
+    pub loss: f64,
 }
 
 impl Default for Link {
@@ -49,6 +77,9 @@ impl Default for Link {
             delay: Duration::from_millis(10),
             jitter: Duration::ZERO,
             mtu: 1500,
+            burst: None,
+            hold: Duration::ZERO,
+            copies: 1,
         }
     }
 }
@@ -74,6 +105,29 @@ pub struct NetStats {
     /// packet of the same session and direction: a reused nonce or a skipped
     /// number. Always 0 for a correct sender.
     pub pn_violations: u64,
+    /// Data packets checked by the packet-number monitor.
+    pub sealed: u64,
+    /// Session keys (direction and handshake) the monitor has seen.
+    pub keys: u64,
+    /// Datagrams handed over by [`Net::inject`] (not from an endpoint).
+    pub injected: u64,
+    /// Loss bursts started.
+    pub bursts: u64,
+    /// Longest run of consecutive datagrams lost (by `loss` or a burst)
+    /// in one direction.
+    pub longest_loss_run: u64,
+    /// Longest extra delay a held-back datagram got.
+    pub longest_hold: Duration,
+}
+
+/// What the packet-number monitor knows about one session key.
+#[derive(Clone, Copy, Debug)]
+struct KeyTrack {
+    /// The packet number the next data packet must carry.
+    next: u64,
+    /// Hash of the handshake message 1 that created the key (0 if none
+    /// was seen).
+    epoch: u64,
 }
 
 struct InFlight {
@@ -215,8 +269,15 @@ pub struct Net {
     /// When set, a copy of every datagram handed to the network, before
     /// loss: `(time, from, to, bytes)`.
     pub capture: Option<Vec<Captured>>,
-    /// Next packet number expected per (from, to, receiver session id).
-    next_pn: HashMap<(SocketAddr, SocketAddr, u32), u64>,
+    /// The packet-number monitor: per key, identified by (from, to,
+    /// receiver session id) and the handshake that made it.
+    keys: HashMap<(SocketAddr, SocketAddr, u32), KeyTrack>,
+    /// End of the current loss burst per direction.
+    bad: HashMap<(SocketAddr, SocketAddr), Instant>,
+    /// Current run of consecutive losses per direction.
+    loss_run: HashMap<(SocketAddr, SocketAddr), u64>,
+    /// Datagrams lost on purpose, per destination.
+    pub lost_to: HashMap<SocketAddr, u64>,
     /// Transmit buffer, kept between flushes.
     buf: Vec<u8>,
 }
@@ -236,20 +297,60 @@ impl Net {
             first: None,
             blackholed: Vec::new(),
             capture: None,
-            next_pn: HashMap::new(),
+            keys: HashMap::new(),
+            bad: HashMap::new(),
+            loss_run: HashMap::new(),
+            lost_to: HashMap::new(),
             buf: Vec::new(),
         }
     }
 
-    /// Checks that a data packet carries the packet number after the
-    /// previous one of its session and direction. Every datagram an endpoint
-    /// produces passes through [`Net::send`], so the numbers must be
-    /// exactly consecutive from 0: a repeat would reuse an AEAD nonce.
+    /// The nonce monitor. Every datagram an endpoint produces passes
+    /// through [`Net::send`], before any loss, so the monitor sees every
+    /// packet an endpoint sealed. A data packet's nonce is its packet
+    /// number under the key of its direction and session; the numbers of a
+    /// key must run exactly 0, 1, 2, … (packets.md §5.1), so any other
+    /// number is counted in [`NetStats::pn_violations`]: a repeat would be
+    /// a (key, nonce) pair sealed twice.
+    ///
+    /// A key is identified by the direction (from, to), the receiver's
+    /// session id and the handshake that created it: handshake message 1
+    /// (the responder's, which carries its fresh ephemeral key) names both
+    /// session ids, and a message 1 with other bytes for the same ids and
+    /// addresses is a new handshake, hence new keys (a server that
+    /// restarted and happened to pick the same id). Retransmissions of
+    /// message 1 are byte for byte the same and change nothing.
     fn check_packet_number(&mut self, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        if data.first().is_some_and(|b| b & 0x80 != 0) {
+            let Ok((h, _)) = HandshakeHeader::decode(data) else {
+                return;
+            };
+            if h.kind != HandshakeKind::Handshake || h.msg_index != 1 {
+                return;
+            }
+            let mut hasher = DefaultHasher::new();
+            data.hash(&mut hasher);
+            let epoch = hasher.finish() | 1;
+            // The responder's direction (to the initiator's id) and the
+            // initiator's (to the responder's id).
+            for key in [(from, to, h.receiver), (to, from, h.sender)] {
+                let known = self.keys.get(&key).map(|k| k.epoch);
+                if known != Some(epoch) {
+                    self.keys.insert(key, KeyTrack { next: 0, epoch });
+                    self.stats.keys += 1;
+                }
+            }
+            return;
+        }
         let Ok(h) = ShortHeader::decode(data) else {
             return;
         };
-        let next = self.next_pn.entry((from, to, h.receiver)).or_insert(0);
+        self.stats.sealed += 1;
+        let track = self.keys.entry((from, to, h.receiver)).or_insert_with(|| {
+            self.stats.keys += 1;
+            KeyTrack { next: 0, epoch: 0 }
+        });
+        let next = &mut track.next;
         let pn = decode_packet_number(
             next.checked_sub(1),
             u64::from(h.pn_truncated),
@@ -259,6 +360,64 @@ impl Net {
             self.stats.pn_violations += 1;
         }
         *next = (*next).max(pn + 1);
+    }
+
+    /// Hands a datagram that no endpoint produced (an attacker's, a
+    /// replay) to the network: it is captured and delivered after the
+    /// link's delay, but not lost, duplicated or checked by the nonce
+    /// monitor.
+    pub fn inject(&mut self, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        self.stats.injected += 1;
+        if let Some(c) = self.capture.as_mut() {
+            c.push((self.now, from, to, data.to_vec()));
+        }
+        let link = self.link_towards(to);
+        self.seq += 1;
+        let at = (self.now + link.delay).as_micros();
+        self.queue.push(Reverse(InFlight {
+            at,
+            seq: self.seq,
+            from,
+            to,
+            data: data.to_vec(),
+        }));
+    }
+
+    fn link_towards(&self, to: SocketAddr) -> Link {
+        if Some(to) == self.first {
+            self.link_to_first.unwrap_or(self.link)
+        } else {
+            self.link
+        }
+    }
+
+    /// Whether the link loses this datagram, advancing the burst model.
+    fn lose(&mut self, link: &Link, from: SocketAddr, to: SocketAddr) -> bool {
+        let p = match link.burst {
+            None => link.loss,
+            Some(b) => {
+                let until = self.bad.get(&(from, to)).copied();
+                if until.is_some_and(|t| self.now < t) {
+                    b.loss
+                } else if self.chance(b.enter) {
+                    self.stats.bursts += 1;
+                    let length = self.jitter(b.length * 2);
+                    self.bad.insert((from, to), self.now + length);
+                    b.loss
+                } else {
+                    link.loss
+                }
+            }
+        };
+        let lost = self.chance(p);
+        let run = self.loss_run.entry((from, to)).or_insert(0);
+        if lost {
+            *run += 1;
+            self.stats.longest_loss_run = self.stats.longest_loss_run.max(*run);
+        } else {
+            *run = 0;
+        }
+        lost
     }
 
     fn chance(&mut self, p: f64) -> bool {
@@ -279,29 +438,25 @@ impl Net {
         if let Some(c) = self.capture.as_mut() {
             c.push((self.now, from, to, data.to_vec()));
         }
-        if data.first().is_some_and(|b| b & 0x80 == 0) {
-            self.check_packet_number(from, to, data);
-        }
+        self.check_packet_number(from, to, data);
         if self.blackholed.contains(&from) || self.blackholed.contains(&to) {
             self.stats.lost += 1;
+            *self.lost_to.entry(to).or_insert(0) += 1;
             return;
         }
-        let link = if Some(to) == self.first {
-            self.link_to_first.unwrap_or(self.link)
-        } else {
-            self.link
-        };
+        let link = self.link_towards(to);
         if data.len() > link.mtu {
             self.stats.too_big += 1;
             return;
         }
-        if self.chance(link.loss) {
+        if self.lose(&link, from, to) {
             self.stats.lost += 1;
+            *self.lost_to.entry(to).or_insert(0) += 1;
             return;
         }
         let copies = if self.chance(link.duplicate) {
             self.stats.duplicated += 1;
-            2
+            1 + link.copies.max(1)
         } else {
             1
         };
@@ -309,7 +464,13 @@ impl Net {
             let mut delay = link.delay + self.jitter(link.jitter);
             if self.chance(link.reorder) {
                 self.stats.reordered += 1;
-                delay += self.jitter(link.delay * 3 + Duration::from_millis(1));
+                let extra = if link.hold.is_zero() {
+                    self.jitter(link.delay * 3 + Duration::from_millis(1))
+                } else {
+                    link.hold + self.jitter(link.hold)
+                };
+                self.stats.longest_hold = self.stats.longest_hold.max(extra);
+                delay += extra;
             }
             let mut data = data.to_vec();
             if self.chance(link.corrupt) && !data.is_empty() {
