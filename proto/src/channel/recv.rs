@@ -234,6 +234,12 @@ impl<B: ByteStore> RecvChannel<B> {
         self.max_data
     }
 
+    /// Highest offset received (for the flow-control model test).
+    #[cfg(test)]
+    pub(crate) fn highest(&self) -> u64 {
+        self.highest
+    }
+
     /// Bytes of RAM the buffer holds.
     pub fn allocated(&self) -> usize {
         self.store.allocated()

@@ -248,9 +248,22 @@ impl<B: ByteStore> SendChannel<B> {
         self.base == self.write_off
     }
 
+    /// Whether every byte sent so far was acknowledged (queued bytes that
+    /// flow control held back may remain).
+    pub fn is_sent_acked(&self) -> bool {
+        self.base >= self.sent_off
+    }
+
     /// Bytes queued and not yet acknowledged.
     pub fn unacked(&self) -> u64 {
         self.write_off - self.base
+    }
+
+    /// End of the data sent at least once, and of the data queued (for the
+    /// flow-control model test).
+    #[cfg(test)]
+    pub(crate) fn offsets(&self) -> (u64, u64) {
+        (self.sent_off, self.write_off)
     }
 
     /// Internal state, for debugging.

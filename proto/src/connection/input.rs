@@ -715,11 +715,15 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         self.largest_acked = Some(self.largest_acked.map_or(largest, |l| l.max(largest)));
         self.pto_count = 0;
         if freed {
-            self.progress_at = if self.channels.iter().all(|c| c.send.is_idle()) {
-                None
+            // Only data sent and unacknowledged runs the delivery timer: a
+            // peer that stops reading must not end the session (its credit
+            // holds the rest back). Flushing waits for every queued byte.
+            let waiting = if self.state == State::Flushing {
+                self.channels.iter().any(|c| !c.send.is_idle())
             } else {
-                Some(now)
+                self.channels.iter().any(|c| !c.send.is_sent_acked())
             };
+            self.progress_at = waiting.then_some(now);
             self.signal_writable();
             self.maybe_finish_flush(now);
         }

@@ -8,6 +8,8 @@
 #[cfg(test)]
 mod close_tests;
 mod error;
+#[cfg(test)]
+mod flow_tests;
 mod input;
 mod output;
 pub mod params;
@@ -635,13 +637,22 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
     }
 
     /// Raises the connection credit when half a window was consumed, or
-    /// at once when the peer has used all of it (so partly received
-    /// messages on several channels can never deadlock the credit).
+    /// at once when the peer has used all of it. If all of it is held by
+    /// partly received messages on several channels, nothing can be read
+    /// to free credit: then half a window more is granted, or those
+    /// messages would hold each other's credit forever (spec/channels.md
+    /// §5.2). What is held stays bounded by the channel windows.
     pub(crate) fn update_connection_credit(&mut self) {
         let consumed: u64 = self.channels.iter().map(|c| c.recv.consumed()).sum();
         let window = self.config.connection_window;
-        let target = consumed + window;
+        let mut target = consumed + window;
         let exhausted = self.rx_data >= self.rx_max_data;
+        if exhausted
+            && target <= self.rx_max_data
+            && !self.channels.iter().any(|c| c.recv.is_readable())
+        {
+            target = self.rx_max_data + (window / 2).max(1);
+        }
         if target > self.rx_max_data && (target >= self.rx_max_data + window / 2 || exhausted) {
             self.rx_max_data = target;
             self.max_data_pending = true;
@@ -693,6 +704,11 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         match self.state {
             State::Established => {
                 self.state = State::Flushing;
+                // Queued bytes held back by flow control now bound the
+                // close by the delivery timeout too.
+                if self.progress_at.is_none() {
+                    self.progress_at = Some(now);
+                }
                 self.maybe_finish_flush(now);
             }
             State::Handshaking => {

@@ -237,3 +237,50 @@ fn an_unsendable_keepalive_does_not_postpone_the_probe_timeout() {
     assert!(got, "the second message never left the server");
     assert!(client.is_established() && server.is_established());
 }
+
+/// Found by the conformance scenario `flow-control-stall`: a receiver that
+/// stopped reading for longer than the delivery timeout made the sender
+/// end with `DeliveryTimeout`, although every byte it had sent was
+/// acknowledged. The last acknowledgement set the delivery mark because
+/// bytes were still queued, held back by the receiver's credit, and the
+/// mark then expired. Now only sent data runs the timer while Established;
+/// a graceful close still waits at most the delivery timeout for the rest.
+#[test]
+fn a_peer_that_stops_reading_does_not_end_the_session() {
+    let mut now = Instant::from_millis(1);
+    let (mut client, mut server) = pair(now);
+    let mut queued = 0;
+    while client.send(0, &[7u8; 200]).is_ok() {
+        queued += 1;
+        exchange(&mut client, &mut server, now, true);
+    }
+    assert!(queued > 0 && client.channels[0].send.unacked() > 0);
+    // The server application never reads; keepalives keep the link alive.
+    let delivery = client.config.delivery_timeout.unwrap();
+    let end = now + delivery * 2;
+    while now < end {
+        exchange(&mut client, &mut server, now, true);
+        assert!(next_deadline(&mut client, &mut server, &mut now));
+    }
+    assert!(client.is_established() && server.is_established());
+    assert!(
+        !core::iter::from_fn(|| client.poll_event()).any(|e| matches!(e, Event::Closed(_))),
+        "the stalled sender ended"
+    );
+    // A graceful close cannot flush what the peer never accepts: it ends
+    // by the delivery timeout, not never.
+    client.close(now, 0, "bye");
+    let closed_at = now;
+    let mut ended = None;
+    while ended.is_none() && now < closed_at + delivery * 2 {
+        exchange(&mut client, &mut server, now, true);
+        assert!(next_deadline(&mut client, &mut server, &mut now));
+        ended = core::iter::from_fn(|| client.poll_event()).find_map(|e| match e {
+            Event::Closed(why) => Some((now, why)),
+            _ => None,
+        });
+    }
+    let (at, why) = ended.expect("the close never ended");
+    assert_eq!(why, ConnectionError::DeliveryTimeout);
+    assert!(at <= closed_at + delivery, "{at:?}");
+}

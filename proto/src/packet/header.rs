@@ -270,4 +270,179 @@ mod tests {
         );
         assert_eq!(classify(&[]), Err(PacketError::Truncated));
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use std::vec::Vec;
+
+        fn any_long() -> impl Strategy<Value = HandshakeHeader> {
+            (
+                prop_oneof![
+                    Just(HandshakeKind::Handshake),
+                    Just(HandshakeKind::VersionMismatch)
+                ],
+                any::<(u8, u8, u8, u8, u32, u32)>(),
+            )
+                .prop_map(
+                    |(kind, (version, pattern, suite, msg_index, receiver, sender))| {
+                        HandshakeHeader {
+                            kind,
+                            version,
+                            pattern,
+                            suite,
+                            msg_index,
+                            receiver,
+                            sender,
+                        }
+                    },
+                )
+        }
+
+        /// A short header with every packet-number length, its truncated
+        /// number within that length.
+        fn any_short() -> impl Strategy<Value = ShortHeader> {
+            (1u8..=3, any::<bool>(), any::<u32>(), any::<u32>()).prop_map(
+                |(pn_len, key_phase, receiver, pn)| ShortHeader {
+                    key_phase,
+                    receiver,
+                    pn_truncated: pn & ((1u32 << (8 * u32::from(pn_len))) - 1),
+                    pn_len,
+                },
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Every long header round-trips, whatever body follows, and
+            /// classifies as a handshake packet for its receiver.
+            #[test]
+            fn long_header_round_trips(
+                h in any_long(),
+                body in proptest::collection::vec(any::<u8>(), 0..64),
+            ) {
+                let mut p = std::vec![0u8; LONG_HEADER_LEN];
+                h.encode(&mut p);
+                prop_assert_eq!(p[0] & LONG_BIT, LONG_BIT);
+                p.extend_from_slice(&body);
+                let (d, rest) = HandshakeHeader::decode(&p).unwrap();
+                prop_assert_eq!(d, h);
+                prop_assert_eq!(rest, &body[..]);
+                prop_assert_eq!(classify(&p), Ok(PacketClass::Handshake { receiver: h.receiver }));
+                // Every cut inside the header is reported as truncated.
+                for cut in 0..LONG_HEADER_LEN {
+                    prop_assert_eq!(
+                        HandshakeHeader::decode(&p[..cut]).map(|(h, _)| h),
+                        Err(PacketError::Truncated)
+                    );
+                }
+            }
+
+            /// Every short header round-trips with each packet-number
+            /// length, its length is what `encode` wrote, and it classifies
+            /// as a data packet.
+            #[test]
+            fn short_header_round_trips(
+                h in any_short(),
+                body in proptest::collection::vec(any::<u8>(), 0..64),
+            ) {
+                let mut p = std::vec![0u8; SHORT_HEADER_MAX];
+                let n = h.encode(&mut p);
+                prop_assert_eq!(n, h.len());
+                prop_assert_eq!(n, 5 + usize::from(h.pn_len));
+                p.truncate(n);
+                p.extend_from_slice(&body);
+                prop_assert_eq!(ShortHeader::decode(&p), Ok(h));
+                prop_assert_eq!(classify(&p), Ok(PacketClass::Data { receiver: h.receiver }));
+                for cut in 0..n {
+                    prop_assert_eq!(ShortHeader::decode(&p[..cut]), Err(PacketError::Truncated));
+                }
+            }
+
+            /// Arbitrary bytes never panic a decoder; whatever decodes
+            /// re-encodes to the bytes it came from, and `classify` agrees
+            /// with the decoders.
+            #[test]
+            fn arbitrary_bytes_decode_or_fail(p in proptest::collection::vec(any::<u8>(), 0..24)) {
+                match HandshakeHeader::decode(&p) {
+                    Ok((h, rest)) => {
+                        let mut out = [0u8; LONG_HEADER_LEN];
+                        h.encode(&mut out);
+                        prop_assert_eq!(&out[..], &p[..LONG_HEADER_LEN]);
+                        prop_assert_eq!(rest, &p[LONG_HEADER_LEN..]);
+                    }
+                    Err(PacketError::Truncated) => prop_assert!(p.len() < LONG_HEADER_LEN),
+                    Err(PacketError::UnknownType(t)) => {
+                        prop_assert!(p[0] & LONG_BIT != 0 && t == p[0] & !LONG_BIT && t > 1)
+                    }
+                    Err(PacketError::Malformed) => prop_assert!(p[0] & LONG_BIT == 0),
+                }
+                match ShortHeader::decode(&p) {
+                    Ok(h) => {
+                        let mut out = [0u8; SHORT_HEADER_MAX];
+                        let n = h.encode(&mut out);
+                        prop_assert_eq!(&out[..n], &p[..n]);
+                    }
+                    Err(PacketError::Truncated) => prop_assert!(p.len() < 8),
+                    Err(PacketError::Malformed) => prop_assert!(
+                        p[0] & (LONG_BIT | SHORT_RESERVED) != 0 || p[0] & PN_LEN_MASK == 3
+                    ),
+                    Err(e) => prop_assert!(false, "short header error {:?}", e),
+                }
+                let class = classify(&p);
+                if p.first().is_some_and(|b| b & LONG_BIT != 0) {
+                    prop_assert_eq!(
+                        class.ok(),
+                        HandshakeHeader::decode(&p)
+                            .ok()
+                            .map(|(h, _)| PacketClass::Handshake { receiver: h.receiver })
+                    );
+                } else {
+                    prop_assert_eq!(
+                        class.ok(),
+                        ShortHeader::decode(&p)
+                            .ok()
+                            .map(|h| PacketClass::Data { receiver: h.receiver })
+                    );
+                }
+            }
+
+            /// Garbled genuine headers (bytes flipped, cut anywhere) never
+            /// panic, and a changed byte never decodes to the same header.
+            #[test]
+            fn garbled_headers_never_panic(
+                long in any_long(),
+                short in any_short(),
+                flips in proptest::collection::vec((0usize..16, 1u8..=255), 1..4),
+                cut in 0usize..20,
+            ) {
+                let mut l = std::vec![0u8; LONG_HEADER_LEN + 3];
+                long.encode(&mut l);
+                let mut s = std::vec![0u8; SHORT_HEADER_MAX + 3];
+                let n = short.encode(&mut s);
+                s.truncate(n + 3);
+                for p in [&mut l, &mut s] {
+                    let orig: Vec<u8> = p.clone();
+                    for &(at, x) in &flips {
+                        let i = at % p.len();
+                        p[i] ^= x;
+                    }
+                    let cut = cut.min(p.len());
+                    let _ = classify(&p[..cut]);
+                    let _ = HandshakeHeader::decode(&p[..cut]);
+                    let _ = ShortHeader::decode(&p[..cut]);
+                    // Header bytes changed: the header must differ (or fail).
+                    let hlen = if orig[0] & LONG_BIT != 0 { LONG_HEADER_LEN } else { n };
+                    if p[..hlen] != orig[..hlen] {
+                        if orig[0] & LONG_BIT != 0 {
+                            prop_assert_ne!(HandshakeHeader::decode(p).ok().map(|x| x.0), Some(long));
+                        } else {
+                            prop_assert_ne!(ShortHeader::decode(p).ok(), Some(short));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
