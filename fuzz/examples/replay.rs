@@ -12,6 +12,8 @@ fn main() {
         "frame_decode" => tern_fuzz::frame_decode::run,
         "params_decode" => tern_fuzz::params_decode::run,
         "connection" => tern_fuzz::connection::run,
+        "stream_decode" => tern_fuzz::stream_decode::run,
+        "session" => tern_fuzz::session::run,
         t => panic!("unknown target {t}"),
     };
     for path in args {

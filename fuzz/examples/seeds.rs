@@ -12,7 +12,7 @@ type Target = (&'static str, Seeds, fn(&[u8]));
 
 fn main() -> std::io::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let sets: [Target; 6] = [
+    let sets: [Target; 8] = [
         (
             "handshake",
             tern_fuzz::handshake::seeds(),
@@ -42,6 +42,16 @@ fn main() -> std::io::Result<()> {
             "connection",
             tern_fuzz::connection::seeds(),
             tern_fuzz::connection::run,
+        ),
+        (
+            "stream_decode",
+            tern_fuzz::stream_decode::seeds(),
+            tern_fuzz::stream_decode::run,
+        ),
+        (
+            "session",
+            tern_fuzz::session::seeds(),
+            tern_fuzz::session::run,
         ),
     ];
     for (target, seeds, run) in sets {

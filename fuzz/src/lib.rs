@@ -15,6 +15,8 @@ pub mod frame_decode;
 pub mod handshake;
 pub mod packet_header;
 pub mod params_decode;
+pub mod stream_decode;
+pub mod session;
 pub mod transport;
 
 /// Handshake patterns the `handshake` target drives (the first input byte

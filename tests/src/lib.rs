@@ -3,17 +3,14 @@
 //! Everything here is plain `std`: hex encoding, a description of Noise
 //! pattern names that does not come from Tern (so the tests do not take
 //! Tern's word for what a pattern needs), the Python virtual environment
-//! with `noiseprotocol`, and a driver for the Python peer process
-//! (`tests/python/noise_peer.py`).
+//! the Python tests share (`python_env`: `noiseprotocol`, `cbor2`), and a
+//! driver for the Python peer process (`tests/python/noise_peer.py`).
 
 #![forbid(unsafe_code)]
 
-use std::env;
-use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
@@ -124,188 +121,11 @@ pub fn pattern_shape(base: &str) -> PatternShape {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Python `noiseprotocol` environment
-// ---------------------------------------------------------------------------
-
-/// The version of Python's `noiseprotocol` the interop tests use.
-pub const NOISEPROTOCOL_VERSION: &str = "0.3.1";
-
-/// Environment variable that skips the Python interop tests.
-pub const SKIP_PYTHON_ENV: &str = "TERN_SKIP_PYTHON_INTEROP";
-
-/// The workspace root (the parent of this crate's directory).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent directory")
-        .to_path_buf()
-}
-
-/// Cargo's target directory: `$CARGO_TARGET_DIR` if set, else
-/// `<workspace>/target`.
-pub fn target_dir() -> PathBuf {
-    match env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => {
-            let dir = PathBuf::from(dir);
-            if dir.is_absolute() {
-                dir
-            } else {
-                workspace_root().join(dir)
-            }
-        }
-        None => workspace_root().join("target"),
-    }
-}
-
-/// The Python peer script.
-pub fn python_peer_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("python/noise_peer.py")
-}
-
-fn venv_python(venv: &Path) -> PathBuf {
-    if cfg!(windows) {
-        venv.join("Scripts").join("python.exe")
-    } else {
-        venv.join("bin").join("python")
-    }
-}
-
-/// The Python interpreter of the interop venv, creating the venv and
-/// installing `noiseprotocol==0.3.1` into it on first use.
-///
-/// Returns `None` (after saying so) when `TERN_SKIP_PYTHON_INTEROP=1`.
-/// Panics with an explanation when the venv cannot be made, so a missing
-/// Python peer fails the test instead of passing it silently.
-///
-/// The work is done once per test process (a `OnceLock`), and an exclusive
-/// lock on `<target>/interop-venv.lock` keeps concurrent test processes
-/// from building the same venv at once.
-pub fn python_interpreter() -> Option<PathBuf> {
-    if env::var(SKIP_PYTHON_ENV).is_ok_and(|v| v == "1") {
-        say(&format!(
-            "SKIPPED: Python noiseprotocol interop ({SKIP_PYTHON_ENV}=1 is set); \
-             nothing was checked against Python"
-        ));
-        return None;
-    }
-    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match PYTHON.get_or_init(setup_venv) {
-        Ok(python) => Some(python.clone()),
-        Err(why) => panic!(
-            "cannot set up the Python interop environment: {why}\n\
-             (the Python interop tests need python3 with venv and pip, and \
-             network access to PyPI for noiseprotocol=={NOISEPROTOCOL_VERSION}, \
-             the first time; set {SKIP_PYTHON_ENV}=1 to skip them)"
-        ),
-    }
-}
-
-/// Writes a line straight to the process's stderr, past the test harness's
-/// output capture, so that skips and venv set-up show in a normal run.
-pub fn say(line: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{line}");
-}
-
-fn describe(cmd: &Command, out: &Output) -> String {
-    format!(
-        "`{cmd:?}` exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn run(mut cmd: Command) -> Result<(), String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run `{cmd:?}`: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(describe(&cmd, &out))
-    }
-}
-
-/// Whether `python` imports `noise.connection` from noiseprotocol 0.3.1.
-fn venv_is_ready(python: &Path) -> bool {
-    if !python.exists() {
-        return false;
-    }
-    let check = format!(
-        "import importlib.metadata as m, noise.connection\n\
-         assert m.version('noiseprotocol') == '{NOISEPROTOCOL_VERSION}', m.version('noiseprotocol')"
-    );
-    let mut cmd = Command::new(python);
-    cmd.arg("-c").arg(check);
-    run(cmd).is_ok()
-}
-
-fn setup_venv() -> Result<PathBuf, String> {
-    let target = target_dir();
-    fs::create_dir_all(&target).map_err(|e| format!("cannot create {}: {e}", target.display()))?;
-    let venv = target.join("interop-venv");
-    let python = venv_python(&venv);
-    let lock_path = target.join("interop-venv.lock");
-    // Held until this function returns (the lock goes with the file).
-    let lock = File::create(&lock_path)
-        .map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
-    lock.lock()
-        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
-
-    if venv_is_ready(&python) {
-        say(&format!(
-            "python interop: using existing venv {} (noiseprotocol=={NOISEPROTOCOL_VERSION})",
-            venv.display()
-        ));
-        return Ok(python);
-    }
-
-    let base = env::var_os("TERN_PYTHON").unwrap_or_else(|| "python3".into());
-    if venv.exists() {
-        say(&format!(
-            "python interop: {} exists but lacks noiseprotocol=={NOISEPROTOCOL_VERSION}; recreating it",
-            venv.display()
-        ));
-        fs::remove_dir_all(&venv)
-            .map_err(|e| format!("cannot remove broken venv {}: {e}", venv.display()))?;
-    }
-    say(&format!(
-        "python interop: creating venv {} with `{} -m venv`",
-        venv.display(),
-        base.to_string_lossy()
-    ));
-    let mut cmd = Command::new(&base);
-    cmd.arg("-m").arg("venv").arg(&venv);
-    run(cmd)?;
-    say(&format!(
-        "python interop: pip install noiseprotocol=={NOISEPROTOCOL_VERSION} into the venv"
-    ));
-    let mut cmd = Command::new(&python);
-    cmd.args([
-        "-m",
-        "pip",
-        "install",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--timeout",
-        "30",
-        "--retries",
-        "2",
-    ])
-    .arg(format!("noiseprotocol=={NOISEPROTOCOL_VERSION}"));
-    run(cmd)?;
-    if !venv_is_ready(&python) {
-        return Err(format!(
-            "noiseprotocol=={NOISEPROTOCOL_VERSION} still not importable with {} after pip install",
-            python.display()
-        ));
-    }
-    say("python interop: venv ready");
-    Ok(python)
-}
+mod python_env;
+pub use python_env::{
+    CBOR2_VERSION, NOISEPROTOCOL_VERSION, SKIP_PYTHON_ENV, python_interpreter, python_peer_script,
+    say, target_dir, workspace_root,
+};
 
 // ---------------------------------------------------------------------------
 // The Python peer process
