@@ -12,6 +12,8 @@
 #  2. if the thumbv7em-none-eabihf target is (or can be) installed, builds
 #     both as bare-metal firmware images and prints their flash sizes:
 #     handshake only, and the full session.
+#     Then builds the embedded-nal driver (tern-nal) for that target too,
+#     and checks that its dependencies enable no std or alloc feature.
 set -euo pipefail
 # This script builds in its own crate's target/ directory, whatever the
 # caller's environment says.
@@ -43,6 +45,23 @@ fi
 
 echo "== nostd-check: $thumb build (profile flash: opt-level z, lto, panic abort)"
 cargo build --profile flash --target "$thumb"
+
+# The embedded-nal driver (crate tern-nal, a workspace member) for the same
+# target: the blocking client alone, then with the async one. A no_std
+# library could name `alloc` and only fail once linked without an
+# allocator, so its dependency tree must not enable any `std` or `alloc`
+# feature either.
+echo "== tern-nal: $thumb build (blocking only, then with async)"
+(
+    cd ..
+    cargo build -p tern-nal --no-default-features --target "$thumb"
+    cargo build -p tern-nal --target "$thumb"
+    tree=$(cargo tree -p tern-nal --target "$thumb" -e normal,features,no-proc-macro)
+    if grep -E 'feature "(std|alloc)"' <<<"$tree"; then
+        echo "nostd-check: tern-nal's dependencies enable std or alloc on $thumb" >&2
+        exit 1
+    fi
+)
 
 # Section sizes as "name size" lines: llvm-size / rust-size / GNU size if they
 # read the ARM ELF, else a minimal ELF32 section-header parser.
