@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod harness;
+mod loopback;
 mod noise;
 mod rng;
 mod transport;
@@ -34,6 +35,9 @@ enum Command {
     /// The whole session path (client and server in memory) against the
     /// bare AEAD and snow's transport mode.
     Transport(transport::Args),
+    /// Tern on tokio against quinn (QUIC with rustls) and plain UDP over
+    /// loopback, pinned to one core: bulk throughput and echo latency.
+    Loopback(loopback::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,5 +45,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Noise(args) => noise::run(&args),
         Command::Transport(args) => transport::run(&args),
+        Command::Loopback(args) => loopback::run(&args),
     }
 }
