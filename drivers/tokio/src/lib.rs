@@ -61,6 +61,16 @@
 //!   [`Endpoint::shutdown`] closes everything and waits, within a bound.
 //! - **Logging**: `tracing` spans and events for the endpoint, each
 //!   connection's lifecycle and errors (install any subscriber).
+//! - **Reconnecting**: [`ReconnectingClient`] keeps one client connection
+//!   up. When it ends with a socket, timeout or peer-close error, it
+//!   connects again after a wait that grows by a multiplier up to a cap,
+//!   with jitter, giving up after an optional number of attempts
+//!   ([`ReconnectConfig`]). Every attempt is reported as a
+//!   [`ReconnectEvent`] (Waiting, Connecting, AttemptFailed, Connected,
+//!   Disconnected, GaveUp) and a `tracing` event; while it reconnects,
+//!   its `send` and `recv` return [`ReconnectError::Reconnecting`] rather
+//!   than buffer, and [`ReconnectingClient::wait_connected`] waits for the
+//!   next connection.
 //!
 //! # Transport
 //!
@@ -82,12 +92,16 @@ mod connection;
 mod driver;
 mod endpoint;
 mod error;
+pub mod reconnect;
 mod socket;
 mod stats;
 
 pub use connection::Connection;
 pub use endpoint::{Endpoint, EndpointStats};
 pub use error::{Error, SendError};
+pub use reconnect::{
+    ReconnectConfig, ReconnectError, ReconnectEvent, ReconnectState, ReconnectingClient,
+};
 pub use stats::Stats;
 
 pub use tern::connection::code;
