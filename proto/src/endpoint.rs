@@ -634,8 +634,11 @@ where
                 },
             )));
         }
-        // A connection whose deadline passed may owe an acknowledgement
-        // even if nothing else touched it.
+        // Deadlines of what changed since the last poll go back in the
+        // tree (so `poll_timeout` need not ask those connections), then a
+        // connection whose deadline passed may owe an acknowledgement even
+        // if nothing else touched it.
+        self.flush();
         mark_due(self.conns.meta_mut(), 1, now);
         let span = self.conns.span();
         let mut from = self.rr_tx;
@@ -1011,6 +1014,9 @@ mod tests {
         let (mut client, mut server, now) = established(1000, &mut rng);
         let mut buf = [0u8; 1500];
         assert!(client.poll_transmit(now, &mut buf).unwrap().is_none());
+        // Every deadline is back in the tree: `poll_timeout` asks no
+        // connection (it would ask all 1,000 otherwise).
+        assert_eq!((client.dirty, server.dirty), (0, 0));
         let h = ConnectionHandle(900);
         client.connection_mut(h).unwrap().send(0, b"hello").unwrap();
         // The only change is the application's: the endpoint still finds
