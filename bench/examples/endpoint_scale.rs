@@ -11,6 +11,12 @@
 //! callgrind, `IDLE CYCLES only` runs only the busy-plus-idle case: the
 //! instructions of a run with `CYCLES` minus one with 0, over `CYCLES`,
 //! are the instructions per cycle.
+//!
+//! Measured when the endpoint stopped scanning every slot (callgrind,
+//! 1,000 cycles, release): with 1,000 idle connections a cycle took
+//! 1,611,000 instructions before and 44,600 after (36 times fewer); the
+//! busy connection alone, 37,000 before and 40,000 after (the cost of the
+//! bookkeeping). Wall time, same run: 627 µs against 26 µs per cycle.
 
 #[path = "../src/rng.rs"]
 #[allow(dead_code)]
