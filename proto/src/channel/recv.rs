@@ -135,7 +135,13 @@ impl<B: ByteStore> RecvChannel<B> {
                 let _ = self.store.bytes_mut();
             }
             ring_write_window(&mut self.store, self.window, start, &data[skip..]);
-            self.set_bits(0, start, end, true);
+            // The received bitmap is only ever read in `[contiguous,
+            // highest)`: a fragment that joins the received prefix needs
+            // no bits (the common, in-order case). Reads clear the bits of
+            // what they consume either way.
+            if start > self.contiguous {
+                self.set_bits(0, start, end, true);
+            }
         }
         if fin && end > self.base {
             self.set_bits(1, end - 1, end, true);
