@@ -152,7 +152,7 @@ impl<B: ByteStore> RecvChannel<B> {
         // message boundary it sent before) would be skipped by every scan
         // anyway: leaving it out keeps every end bit at or beyond
         // `scanned`, so a read clears only its message's own end bit.
-        if fin && end > self.base && end - 1 >= self.scanned {
+        if fin && end > self.scanned.max(self.base) {
             self.set_bits(1, end - 1, end, true);
         }
         let grew = end.saturating_sub(self.highest);
