@@ -75,20 +75,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod clock;
-mod command;
-mod conn_state;
-mod connection;
-mod driver;
 mod endpoint;
-mod error;
 mod socket;
-mod stats;
 
-pub use connection::Connection;
-pub use endpoint::{Endpoint, EndpointStats};
-pub use error::{Error, SendError};
-pub use stats::Stats;
+pub use endpoint::Endpoint;
+pub use tern_driver::{Connection, EndpointStats, Error, SendError, Stats};
 
 pub use tern::connection::code;
 pub use tern::endpoint::EndpointConfig;
