@@ -84,6 +84,17 @@ pub(crate) struct Driver<T: Transport, C: Timer> {
     socket_first: bool,
 }
 
+impl<T: Transport, C: Timer> Drop for Driver<T, C> {
+    /// Requests still queued when the loop stops (or its task is dropped)
+    /// are dropped with it, so their callers get [`Error::EndpointClosed`]
+    /// rather than waiting forever: an `async-channel` keeps its queue
+    /// while any sender lives.
+    fn drop(&mut self) {
+        self.rx.close();
+        while self.rx.try_recv().is_ok() {}
+    }
+}
+
 impl<T: Transport, C: Timer> Driver<T, C> {
     pub(crate) fn new(
         socket: T,
