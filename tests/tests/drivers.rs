@@ -91,10 +91,15 @@ async fn echo(conn: Connection) -> Error {
 fn tokio_server(
     rt: &tokio::runtime::Runtime,
     at: SocketAddr,
+    tcp: bool,
 ) -> (SocketAddr, mpsc::Receiver<Error>) {
     let (tx, rx) = mpsc::channel();
     let addr = rt.block_on(async {
-        let server = tern_tokio::Endpoint::bind(at, server_config(config())).unwrap();
+        let server = if tcp {
+            tern_tokio::Endpoint::bind_tcp(at, server_config(config())).unwrap()
+        } else {
+            tern_tokio::Endpoint::bind(at, server_config(config())).unwrap()
+        };
         let addr = server.local_addr();
         tokio::spawn(async move {
             while let Some(conn) = server.accept().await {
@@ -110,9 +115,13 @@ fn tokio_server(
 }
 
 /// A smol echo server (smol's global executor).
-fn smol_server() -> (SocketAddr, mpsc::Receiver<Error>) {
+fn smol_server(tcp: bool) -> (SocketAddr, mpsc::Receiver<Error>) {
     let (tx, rx) = mpsc::channel();
-    let server = tern_smol::Endpoint::bind(loopback(), server_config(config())).unwrap();
+    let server = if tcp {
+        tern_smol::Endpoint::bind_tcp(loopback(), server_config(config())).unwrap()
+    } else {
+        tern_smol::Endpoint::bind(loopback(), server_config(config())).unwrap()
+    };
     let addr = server.local_addr();
     smol::spawn(async move {
         while let Some(conn) = server.accept().await {
@@ -175,33 +184,80 @@ fn assert_closed_by_client(end: Error) {
     }
 }
 
-#[test]
-fn smol_client_tokio_server() {
-    let rt = tokio_runtime();
-    let (addr, ends) = tokio_server(&rt, loopback());
+fn smol_client(addr: SocketAddr, tcp: bool) {
     smol_run(async {
-        let client = tern_smol::Endpoint::client(loopback(), config()).unwrap();
+        let client = if tcp {
+            tern_smol::Endpoint::client_tcp(config()).unwrap()
+        } else {
+            tern_smol::Endpoint::client(loopback(), config()).unwrap()
+        };
         let conn = client
             .connect(addr, tern_smol::public_key(&SERVER_KEY))
             .await
             .unwrap();
         exchange(&conn).await;
     });
-    assert_closed_by_client(ends.recv_timeout(LIMIT).unwrap());
 }
 
-#[test]
-fn tokio_client_smol_server() {
-    let rt = tokio_runtime();
-    let (addr, ends) = smol_server();
-    tokio_run(&rt, async {
-        let client = tern_tokio::Endpoint::client(loopback(), config()).unwrap();
+fn tokio_client(rt: &tokio::runtime::Runtime, addr: SocketAddr, tcp: bool) {
+    tokio_run(rt, async {
+        let client = if tcp {
+            tern_tokio::Endpoint::client_tcp(config()).unwrap()
+        } else {
+            tern_tokio::Endpoint::client(loopback(), config()).unwrap()
+        };
         let conn = client
             .connect(addr, tern_tokio::public_key(&SERVER_KEY))
             .await
             .unwrap();
         exchange(&conn).await;
     });
+}
+
+#[test]
+fn smol_client_tokio_server() {
+    let rt = tokio_runtime();
+    let (addr, ends) = tokio_server(&rt, loopback(), false);
+    smol_client(addr, false);
+    assert_closed_by_client(ends.recv_timeout(LIMIT).unwrap());
+}
+
+#[test]
+fn tokio_client_smol_server() {
+    let rt = tokio_runtime();
+    let (addr, ends) = smol_server(false);
+    tokio_client(&rt, addr, false);
+    assert_closed_by_client(ends.recv_timeout(LIMIT).unwrap());
+}
+
+#[test]
+fn tcp_tokio_client_tokio_server() {
+    let rt = tokio_runtime();
+    let (addr, ends) = tokio_server(&rt, loopback(), true);
+    tokio_client(&rt, addr, true);
+    assert_closed_by_client(ends.recv_timeout(LIMIT).unwrap());
+}
+
+#[test]
+fn tcp_smol_client_smol_server() {
+    let (addr, ends) = smol_server(true);
+    smol_client(addr, true);
+    assert_closed_by_client(ends.recv_timeout(LIMIT).unwrap());
+}
+
+#[test]
+fn tcp_smol_client_tokio_server() {
+    let rt = tokio_runtime();
+    let (addr, ends) = tokio_server(&rt, loopback(), true);
+    smol_client(addr, true);
+    assert_closed_by_client(ends.recv_timeout(LIMIT).unwrap());
+}
+
+#[test]
+fn tcp_tokio_client_smol_server() {
+    let rt = tokio_runtime();
+    let (addr, ends) = smol_server(true);
+    tokio_client(&rt, addr, true);
     assert_closed_by_client(ends.recv_timeout(LIMIT).unwrap());
 }
 
@@ -210,8 +266,9 @@ fn tokio_client_smol_server() {
 fn tokio_server_at(rt: &tokio::runtime::Runtime, addr: SocketAddr) -> mpsc::Receiver<Error> {
     let start = Instant::now();
     loop {
-        let bound =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tokio_server(rt, addr)));
+        let bound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tokio_server(rt, addr, false)
+        }));
         match bound {
             Ok((a, rx)) => {
                 assert_eq!(a, addr);

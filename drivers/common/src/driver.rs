@@ -79,6 +79,9 @@ pub(crate) struct Driver<T: Transport, C: Timer> {
     timer: C,
     timer_at: Option<Instant>,
     recv_errors: u32,
+    /// Peers of connections that ended, to tell the transport once no
+    /// other connection uses them.
+    gone_peers: Vec<SocketAddr>,
     /// Which of the socket and the command channel is polled first, in
     /// turn, so neither starves the other.
     socket_first: bool,
@@ -130,6 +133,7 @@ impl<T: Transport, C: Timer> Driver<T, C> {
             timer,
             timer_at: None,
             recv_errors: 0,
+            gone_peers: Vec::new(),
             socket_first: true,
             ep,
         }
@@ -266,7 +270,29 @@ impl<T: Transport, C: Timer> Driver<T, C> {
                 break;
             }
         }
+        self.release_peers();
         Ok(())
+    }
+
+    /// Tells the transport which peers no open connection uses any more
+    /// (after the last packets to them were sent).
+    fn release_peers(&mut self) {
+        if self.gone_peers.is_empty() {
+            return;
+        }
+        let mut gone = std::mem::take(&mut self.gone_peers);
+        gone.sort_unstable();
+        gone.dedup();
+        gone.retain(|p| {
+            !self
+                .ep
+                .handles()
+                .filter_map(|h| self.ep.connection(h))
+                .any(|c| !c.is_closed() && c.peer_addr() == *p)
+        });
+        for p in gone {
+            self.socket.peer_gone(p);
+        }
     }
 
     /// Sends every packet the state machine has, batching runs of
@@ -388,6 +414,9 @@ impl<T: Transport, C: Timer> Driver<T, C> {
             // A server connection that never finished its handshake.
             (None, Event::Closed(why)) => {
                 debug!(?h, %why, "half-open connection dropped");
+                if let Some(c) = self.ep.connection(h) {
+                    self.gone_peers.push(c.peer_addr());
+                }
                 return;
             }
             (None, _) => return,
@@ -416,6 +445,8 @@ impl<T: Transport, C: Timer> Driver<T, C> {
                     | tern::ConnectionError::PeerClosed { .. } => info!(%why, "connection closed"),
                     _ => warn!(%why, "connection failed"),
                 }
+                self.gone_peers
+                    .push(core.as_deref().map_or(st.peer, |c| c.peer_addr()));
                 st.on_ended(core, error, now, &mut self.msg_buf);
                 self.by_handle.remove(&h);
                 self.forget_if_unused(id);

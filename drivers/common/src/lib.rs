@@ -22,6 +22,7 @@ mod endpoint;
 mod error;
 mod runtime;
 mod stats;
+mod tcp;
 mod udp;
 
 pub use connection::Connection;
@@ -29,7 +30,8 @@ pub use endpoint::{Endpoint, EndpointStats};
 pub use error::{Error, SendError};
 pub use runtime::{Timer, Transport};
 pub use stats::Stats;
-pub use udp::{UdpIo, UdpTransport, bind_udp};
+pub use tcp::{TcpIo, TcpRuntime, TcpTransport};
+pub use udp::{UdpIo, UdpTransport, bind_tcp, bind_udp};
 
 pub use tern::connection::code;
 pub use tern::endpoint::EndpointConfig;

@@ -49,6 +49,10 @@ pub trait Transport: Send + 'static {
         segment: usize,
         count: usize,
     ) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// No connection uses `peer` any more: a transport with state per
+    /// peer (a TCP stream) may release it, after sending what it has.
+    fn peer_gone(&mut self, _peer: SocketAddr) {}
 }
 
 /// The runtime's clock and one re-armable timer.

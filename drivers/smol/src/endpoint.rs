@@ -1,7 +1,7 @@
 //! The application's handle to an endpoint: a UDP socket and every
 //! connection on it.
 
-use crate::runtime::{SmolTimer, SmolUdp};
+use crate::runtime::{SmolTcp, SmolTimer, SmolUdp};
 use crate::{Connection, EndpointStats, Error};
 use std::fmt;
 use std::io;
@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use tern::Config;
 use tern::Credentials;
 use tern::endpoint::EndpointConfig;
-use tern_driver::UdpTransport;
+use tern_driver::{TcpTransport, UdpTransport};
 
 /// A UDP socket serving any number of Tern connections, as a server, a
 /// client, or both.
@@ -57,6 +57,41 @@ impl Endpoint {
     ) -> io::Result<Endpoint> {
         socket.set_nonblocking(true)?;
         let transport = UdpTransport::new(SmolUdp(async_io::Async::new(socket)?))?;
+        let (inner, driver) = tern_driver::Endpoint::start(transport, SmolTimer::new(), config)?;
+        smol::spawn(driver).detach();
+        Ok(Endpoint { inner })
+    }
+
+    /// Listens for TCP streams on `addr` and starts the endpoint's task:
+    /// the same endpoint as [`bind`](Self::bind), with every packet framed
+    /// on a stream per peer (`tern::stream`, `spec/tcp.md`). It can also
+    /// [`connect`](Self::connect), over TCP.
+    pub fn bind_tcp(addr: SocketAddr, config: EndpointConfig) -> io::Result<Endpoint> {
+        let listener = tern_driver::bind_tcp(addr)?;
+        let local = listener.local_addr()?;
+        Self::start_tcp(Some(async_io::Async::new(listener)?), local, config)
+    }
+
+    /// A client endpoint whose connections each open a TCP stream to
+    /// their server: the TCP counterpart of [`client`](Self::client).
+    /// Its [`local_addr`](Self::local_addr) is the unspecified address
+    /// (each stream has its own).
+    pub fn client_tcp(config: Config) -> io::Result<Endpoint> {
+        let local = SocketAddr::from(([0, 0, 0, 0], 0));
+        Self::start_tcp(None, local, EndpointConfig::client(config))
+    }
+
+    fn start_tcp(
+        listener: Option<async_io::Async<std::net::TcpListener>>,
+        local: SocketAddr,
+        config: EndpointConfig,
+    ) -> io::Result<Endpoint> {
+        let transport = TcpTransport::<SmolTcp>::new(
+            listener,
+            local,
+            config.max_connections.saturating_mul(2).max(16),
+            config.connection.max_packet_size,
+        );
         let (inner, driver) = tern_driver::Endpoint::start(transport, SmolTimer::new(), config)?;
         smol::spawn(driver).detach();
         Ok(Endpoint { inner })

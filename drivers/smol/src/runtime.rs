@@ -5,7 +5,8 @@ use async_io::{Async, Timer};
 use quinn_udp::UdpSockRef;
 use std::future::Future;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -58,6 +59,81 @@ impl tern_driver::Timer for SmolTimer {
 
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+/// smol's TCP for [`tern_driver::TcpTransport`].
+pub(crate) struct SmolTcp;
+
+/// An `async-io` TCP stream, read and written through `&self`.
+pub(crate) struct SmolStream(Async<TcpStream>);
+
+impl tern_driver::TcpIo for SmolStream {
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        loop {
+            match (&mut self.0.get_ref()).read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::task::ready!(self.0.poll_readable(cx))?;
+                }
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        loop {
+            match (&mut self.0.get_ref()).write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::task::ready!(self.0.poll_writable(cx))?;
+                }
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.0.get_ref().shutdown(std::net::Shutdown::Write)
+    }
+}
+
+impl tern_driver::TcpRuntime for SmolTcp {
+    type Stream = SmolStream;
+    type Listener = Async<TcpListener>;
+
+    fn poll_accept(
+        listener: &Self::Listener,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(Self::Stream, SocketAddr)>> {
+        loop {
+            match listener.get_ref().accept() {
+                Ok((s, a)) => {
+                    let _ = s.set_nodelay(true);
+                    return Poll::Ready(Async::new(s).map(|s| (SmolStream(s), a)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::task::ready!(listener.poll_readable(cx))?;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>> + Send {
+        async move {
+            let s = Async::<TcpStream>::connect(addr).await?;
+            s.get_ref().set_nodelay(true)?;
+            Ok(SmolStream(s))
+        }
+    }
+
+    fn spawn(task: impl Future<Output = ()> + Send + 'static) {
+        smol::spawn(task).detach();
+    }
+
+    fn sleep(d: std::time::Duration) -> impl Future<Output = ()> + Send {
+        async move {
+            Timer::after(d).await;
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The application's handle to an endpoint: a UDP socket and every
 //! connection on it.
 
-use crate::socket::{TokioTimer, TokioUdp};
+use crate::socket::{TokioTcp, TokioTimer, TokioUdp};
 use crate::{Connection, EndpointStats, Error};
 use std::fmt;
 use std::io;
@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use tern::Config;
 use tern::Credentials;
 use tern::endpoint::EndpointConfig;
-use tern_driver::UdpTransport;
+use tern_driver::{TcpTransport, UdpTransport};
 
 /// A UDP socket serving any number of Tern connections, as a server, a
 /// client, or both.
@@ -59,6 +59,50 @@ impl Endpoint {
         socket.set_nonblocking(true)?;
         let _guard = runtime.enter();
         let transport = UdpTransport::new(TokioUdp(tokio::net::UdpSocket::from_std(socket)?))?;
+        let (inner, driver) = tern_driver::Endpoint::start(transport, TokioTimer::new(), config)?;
+        runtime.spawn(driver);
+        Ok(Endpoint { inner })
+    }
+
+    /// Listens for TCP streams on `addr` and starts the endpoint's task:
+    /// the same endpoint as [`bind`](Self::bind), with every packet framed
+    /// on a stream per peer (`tern::stream`, `spec/tcp.md`). It can also
+    /// [`connect`](Self::connect), over TCP.
+    ///
+    /// Must be called within a tokio runtime (with I/O and time enabled).
+    pub fn bind_tcp(addr: SocketAddr, config: EndpointConfig) -> io::Result<Endpoint> {
+        let listener = tern_driver::bind_tcp(addr)?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| io::Error::other(format!("tern-tokio needs a tokio runtime: {e}")))?;
+        let _guard = runtime.enter();
+        let local = listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        Self::start_tcp(Some(listener), local, config)
+    }
+
+    /// A client endpoint whose connections each open a TCP stream to
+    /// their server: the TCP counterpart of [`client`](Self::client).
+    /// Its [`local_addr`](Self::local_addr) is the unspecified address
+    /// (each stream has its own).
+    pub fn client_tcp(config: Config) -> io::Result<Endpoint> {
+        let local = SocketAddr::from(([0, 0, 0, 0], 0));
+        Self::start_tcp(None, local, EndpointConfig::client(config))
+    }
+
+    fn start_tcp(
+        listener: Option<tokio::net::TcpListener>,
+        local: SocketAddr,
+        config: EndpointConfig,
+    ) -> io::Result<Endpoint> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| io::Error::other(format!("tern-tokio needs a tokio runtime: {e}")))?;
+        let _guard = runtime.enter();
+        let transport = TcpTransport::<TokioTcp>::new(
+            listener,
+            local,
+            config.max_connections.saturating_mul(2).max(16),
+            config.connection.max_packet_size,
+        );
         let (inner, driver) = tern_driver::Endpoint::start(transport, TokioTimer::new(), config)?;
         runtime.spawn(driver);
         Ok(Endpoint { inner })

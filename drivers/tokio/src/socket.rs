@@ -83,3 +83,66 @@ mod tests {
         assert!(took < Duration::from_millis(1600), "{took:?}");
     }
 }
+
+/// tokio's TCP for [`tern_driver::TcpTransport`].
+pub(crate) struct TokioTcp;
+
+/// A tokio TCP stream, read and written through `&self`.
+pub(crate) struct TokioStream(tokio::net::TcpStream);
+
+impl tern_driver::TcpIo for TokioStream {
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        socket2::SockRef::from(&self.0).shutdown(std::net::Shutdown::Write)
+    }
+}
+
+impl tern_driver::TcpRuntime for TokioTcp {
+    type Stream = TokioStream;
+    type Listener = tokio::net::TcpListener;
+
+    fn poll_accept(
+        listener: &Self::Listener,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(Self::Stream, SocketAddr)>> {
+        listener.poll_accept(cx).map_ok(|(s, a)| {
+            let _ = s.set_nodelay(true);
+            (TokioStream(s), a)
+        })
+    }
+
+    fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>> + Send {
+        async move {
+            let s = tokio::net::TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            Ok(TokioStream(s))
+        }
+    }
+
+    fn spawn(task: impl Future<Output = ()> + Send + 'static) {
+        tokio::spawn(task);
+    }
+
+    fn sleep(d: std::time::Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(d)
+    }
+}
