@@ -118,22 +118,18 @@ impl tern_driver::TcpRuntime for SmolTcp {
         }
     }
 
-    fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>> + Send {
-        async move {
-            let s = Async::<TcpStream>::connect(addr).await?;
-            s.get_ref().set_nodelay(true)?;
-            Ok(SmolStream(s))
-        }
+    async fn connect(addr: SocketAddr) -> io::Result<Self::Stream> {
+        let s = Async::<TcpStream>::connect(addr).await?;
+        s.get_ref().set_nodelay(true)?;
+        Ok(SmolStream(s))
     }
 
     fn spawn(task: impl Future<Output = ()> + Send + 'static) {
         smol::spawn(task).detach();
     }
 
-    fn sleep(d: std::time::Duration) -> impl Future<Output = ()> + Send {
-        async move {
-            Timer::after(d).await;
-        }
+    async fn sleep(d: std::time::Duration) {
+        Timer::after(d).await;
     }
 }
 

@@ -66,24 +66,6 @@ impl Timer for TokioTimer {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[tokio::test(start_paused = true)]
-    async fn the_timer_follows_tokio_time() {
-        let mut t = TokioTimer::new();
-        let start = t.now();
-        t.reset(start + Duration::from_millis(1500));
-        std::future::poll_fn(|cx| t.poll_expired(cx)).await;
-        // Paused time jumped to the deadline, not past it by much.
-        let took = t.now().duration_since(start);
-        assert!(took >= Duration::from_millis(1500), "{took:?}");
-        assert!(took < Duration::from_millis(1600), "{took:?}");
-    }
-}
-
 /// tokio's TCP for [`tern_driver::TcpTransport`].
 pub(crate) struct TokioTcp;
 
@@ -130,12 +112,10 @@ impl tern_driver::TcpRuntime for TokioTcp {
         })
     }
 
-    fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>> + Send {
-        async move {
-            let s = tokio::net::TcpStream::connect(addr).await?;
-            s.set_nodelay(true)?;
-            Ok(TokioStream(s))
-        }
+    async fn connect(addr: SocketAddr) -> io::Result<Self::Stream> {
+        let s = tokio::net::TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        Ok(TokioStream(s))
     }
 
     fn spawn(task: impl Future<Output = ()> + Send + 'static) {
@@ -144,5 +124,23 @@ impl tern_driver::TcpRuntime for TokioTcp {
 
     fn sleep(d: std::time::Duration) -> impl Future<Output = ()> + Send {
         tokio::time::sleep(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_timer_follows_tokio_time() {
+        let mut t = TokioTimer::new();
+        let start = t.now();
+        t.reset(start + Duration::from_millis(1500));
+        std::future::poll_fn(|cx| t.poll_expired(cx)).await;
+        // Paused time jumped to the deadline, not past it by much.
+        let took = t.now().duration_since(start);
+        assert!(took >= Duration::from_millis(1500), "{took:?}");
+        assert!(took < Duration::from_millis(1600), "{took:?}");
     }
 }
