@@ -263,12 +263,15 @@ fn tcp_tokio_client_smol_server() {
 
 /// Binds a tokio server at `addr`, retrying while the old socket is still
 /// being closed.
-fn tokio_server_at(rt: &tokio::runtime::Runtime, addr: SocketAddr) -> mpsc::Receiver<Error> {
+fn tokio_server_at(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    tcp: bool,
+) -> mpsc::Receiver<Error> {
     let start = Instant::now();
     loop {
-        let bound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            tokio_server(rt, addr, false)
-        }));
+        let bound =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tokio_server(rt, addr, tcp)));
         match bound {
             Ok((a, rx)) => {
                 assert_eq!(a, addr);
@@ -282,12 +285,12 @@ fn tokio_server_at(rt: &tokio::runtime::Runtime, addr: SocketAddr) -> mpsc::Rece
     }
 }
 
-/// The server goes away while the client has a `recv` and a `send`
-/// pending (the send waits for window: the server does not read), and a
+/// The server (over UDP or TCP) goes away while the client has a `recv`
+/// and a `send` pending (the send waits for window: the server does not read), and a
 /// new server is bound on the same port. Both pending calls end in a
 /// typed error within a bound; a new connection then reaches the new
 /// server.
-fn server_restart(graceful: bool) {
+fn server_restart(graceful: bool, tcp: bool) {
     // Small windows, so that a send waits while the server does not read.
     let small = Config {
         channel_window: 8 * 1024,
@@ -298,7 +301,11 @@ fn server_restart(graceful: bool) {
     let old = tokio_runtime();
     let (server_tx, server_rx) = mpsc::channel();
     let addr = old.block_on(async {
-        let server = tern_tokio::Endpoint::bind(loopback(), server_config(small.clone())).unwrap();
+        let server = if tcp {
+            tern_tokio::Endpoint::bind_tcp(loopback(), server_config(small.clone())).unwrap()
+        } else {
+            tern_tokio::Endpoint::bind(loopback(), server_config(small.clone())).unwrap()
+        };
         let addr = server.local_addr();
         tokio::spawn(async move {
             // Accepts, never reads, and hands the handles to the test.
@@ -308,7 +315,11 @@ fn server_restart(graceful: bool) {
         addr
     });
 
-    let client = tern_smol::Endpoint::client(loopback(), small).unwrap();
+    let client = if tcp {
+        tern_smol::Endpoint::client_tcp(small).unwrap()
+    } else {
+        tern_smol::Endpoint::client(loopback(), small).unwrap()
+    };
     let conn = smol_run(client.connect(addr, tern_smol::public_key(&SERVER_KEY))).unwrap();
     let held = server_rx.recv_timeout(LIMIT).unwrap();
 
@@ -342,7 +353,7 @@ fn server_restart(graceful: bool) {
     }
     // And a new one takes the port.
     let new = tokio_runtime();
-    let new_ends = tokio_server_at(&new, addr);
+    let new_ends = tokio_server_at(&new, addr, tcp);
 
     let (queued, send_end) = smol_run(sender);
     let recv_end = smol_run(receiver).unwrap_err();
@@ -391,10 +402,20 @@ fn server_restart(graceful: bool) {
 
 #[test]
 fn a_crashed_server_restarting_on_its_port_ends_pending_calls() {
-    server_restart(false);
+    server_restart(false, false);
+}
+
+#[test]
+fn tcp_a_crashed_server_restarting_on_its_port_ends_pending_calls() {
+    server_restart(false, true);
 }
 
 #[test]
 fn a_dropped_server_restarting_on_its_port_ends_pending_calls() {
-    server_restart(true);
+    server_restart(true, false);
+}
+
+#[test]
+fn tcp_a_dropped_server_restarting_on_its_port_ends_pending_calls() {
+    server_restart(true, true);
 }
