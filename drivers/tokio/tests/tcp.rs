@@ -52,7 +52,7 @@ async fn messages_datagrams_and_close_over_tcp() {
         let big: Vec<u8> = (0..40_000).map(|i| (i % 253) as u8).collect();
         conn.send(0, big.clone()).await.unwrap();
         conn.send(2, &b"small"[..]).await.unwrap();
-        let mut got = vec![sc.recv().await.unwrap(), sc.recv().await.unwrap()];
+        let mut got = [sc.recv().await.unwrap(), sc.recv().await.unwrap()];
         got.sort_by_key(|m| m.0);
         assert_eq!(got[0], (0, Bytes::from(big)));
         assert_eq!(got[1], (2, Bytes::from_static(b"small")));
