@@ -15,7 +15,7 @@
 //! address, its stream is closed after everything queued was written.
 
 use crate::runtime::Transport;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
@@ -75,17 +75,12 @@ enum Inbound {
     Ended(SocketAddr, u64),
 }
 
-/// The loop's side of one stream.
-enum Peer {
-    /// A live stream (accepted, connecting or connected) and its task's
-    /// write queue.
-    Live {
-        id: u64,
-        accepted: bool,
-        queue: async_channel::Sender<Vec<u8>>,
-    },
-    /// An accepted stream that ended: the peer cannot be reached again.
-    Gone,
+/// The loop's side of a live stream (accepted, connecting or connected).
+struct Peer {
+    id: u64,
+    accepted: bool,
+    /// The stream task's write queue.
+    queue: async_channel::Sender<Vec<u8>>,
 }
 
 /// The endpoint's TCP transport: a listener (for a server) and a stream
@@ -94,6 +89,11 @@ pub struct TcpTransport<R: TcpRuntime> {
     listener: Option<R::Listener>,
     local_addr: SocketAddr,
     peers: HashMap<SocketAddr, Peer>,
+    /// Peers whose accepted stream ended: they cannot be reached again
+    /// (they are not listening). The oldest are forgotten beyond
+    /// `max_streams`.
+    gone: HashSet<SocketAddr>,
+    gone_order: VecDeque<SocketAddr>,
     next_id: u64,
     max_streams: usize,
     max_packet: u16,
@@ -120,6 +120,8 @@ impl<R: TcpRuntime> TcpTransport<R> {
             listener,
             local_addr,
             peers: HashMap::new(),
+            gone: HashSet::new(),
+            gone_order: VecDeque::new(),
             next_id: 1,
             max_streams: max_streams.max(1),
             max_packet: max_packet_size,
@@ -131,10 +133,23 @@ impl<R: TcpRuntime> TcpTransport<R> {
     }
 
     fn live_streams(&self) -> usize {
-        self.peers
-            .values()
-            .filter(|p| matches!(p, Peer::Live { .. }))
-            .count()
+        self.peers.len()
+    }
+
+    fn unreachable(&mut self) -> io::Error {
+        self.dropped += 1;
+        io::Error::new(io::ErrorKind::NotConnected, "the peer's TCP stream ended")
+    }
+
+    fn mark_gone(&mut self, peer: SocketAddr) {
+        if self.gone.insert(peer) {
+            self.gone_order.push_back(peer);
+        }
+        while self.gone_order.len() > self.max_streams {
+            if let Some(old) = self.gone_order.pop_front() {
+                self.gone.remove(&old);
+            }
+        }
     }
 
     /// Starts the task of a stream to `peer` (`stream` is connected, or is
@@ -148,9 +163,12 @@ impl<R: TcpRuntime> TcpTransport<R> {
         let id = self.next_id;
         self.next_id += 1;
         let (queue, frames) = async_channel::bounded(WRITE_QUEUE);
+        if accepted && self.gone.remove(&peer) {
+            self.gone_order.retain(|p| *p != peer);
+        }
         self.peers.insert(
             peer,
-            Peer::Live {
+            Peer {
                 id,
                 accepted,
                 queue: queue.clone(),
@@ -198,17 +216,14 @@ impl<R: TcpRuntime> TcpTransport<R> {
         match m {
             Inbound::Packet(from, p) => self.batch.push((from, p)),
             Inbound::Ended(peer, id) => {
-                if let Some(Peer::Live {
-                    id: live, accepted, ..
-                }) = self.peers.get(&peer)
-                    && *live == id
+                if let Some(p) = self.peers.get(&peer)
+                    && p.id == id
                 {
                     debug!(%peer, "TCP stream ended");
-                    if *accepted {
-                        self.peers.insert(peer, Peer::Gone);
-                    } else {
-                        self.peers.remove(&peer);
+                    if p.accepted {
+                        self.mark_gone(peer);
                     }
+                    self.peers.remove(&peer);
                 }
             }
         }
@@ -273,14 +288,11 @@ impl<R: TcpRuntime> Transport for TcpTransport<R> {
         _count: usize,
     ) -> io::Result<()> {
         let queue = match self.peers.get(&to) {
-            Some(Peer::Live { queue, .. }) if !queue.is_closed() => queue.clone(),
-            Some(Peer::Gone) | Some(Peer::Live { accepted: true, .. }) => {
-                self.dropped += 1;
-                return Err(io::Error::new(
-                    io::ErrorKind::NotConnected,
-                    "the peer's TCP stream ended",
-                ));
-            }
+            Some(p) if !p.queue.is_closed() => p.queue.clone(),
+            // A peer that connected to us cannot be reached again once its
+            // stream ended.
+            Some(Peer { accepted: true, .. }) => return Err(self.unreachable()),
+            None if self.gone.contains(&to) => return Err(self.unreachable()),
             _ => {
                 if self.live_streams() >= self.max_streams {
                     self.dropped += 1;
@@ -309,7 +321,9 @@ impl<R: TcpRuntime> Transport for TcpTransport<R> {
 
     fn peer_gone(&mut self, peer: SocketAddr) {
         // Dropping the queue closes the stream once it is written.
-        self.peers.remove(&peer);
+        if self.peers.remove(&peer).is_some_and(|p| p.accepted) {
+            self.mark_gone(peer);
+        }
     }
 }
 
