@@ -1,4 +1,4 @@
-//! Tern on smol: secure, reliable sessions over UDP for services.
+//! Tern on smol: secure, reliable sessions over UDP or TCP for services.
 //!
 //! The same API as `tern-tokio`, on `async-io` sockets and timers and
 //! smol's executor. An [`Endpoint`] is a UDP socket with any number of
@@ -61,7 +61,11 @@
 //!
 //! UDP through `quinn-udp` on the `async-io` socket, with the same
 //! batching as `tern-tokio` (`recvmmsg`, GRO, GSO) and the same fallback
-//! to one packet per call.
+//! to one packet per call. Or TCP: [`Endpoint::bind_tcp`] and
+//! [`Endpoint::client_tcp`], each packet framed with its 2-byte length
+//! (`tern::stream`, `spec/tcp.md`), one stream per peer; as in
+//! `tern-tokio`, a framing error or the end of a stream closes that stream
+//! and its sessions end with a typed timeout.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
