@@ -32,12 +32,29 @@ use tracing::{debug, info, trace, warn};
 
 /// Datagrams (or requests) handled before the contract's polling runs.
 const BATCH: usize = 64;
+/// Turns of the loop between two yields to the runtime.
+const YIELD_EVERY: u32 = 32;
 /// Consecutive receive errors after which the socket is taken as broken.
 const MAX_RECV_ERRORS: u32 = 64;
 
 struct Shutdown {
     deadline: Instant,
     waiters: Vec<oneshot::Sender<()>>,
+}
+
+/// Lets the executor run other tasks once (any runtime).
+async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 /// The current time in Tern's terms.
@@ -159,7 +176,14 @@ impl<T: Transport, C: Timer> Driver<T, C> {
     }
 
     async fn run_loop(&mut self) -> io::Result<()> {
+        let mut turns = 0u32;
         loop {
+            turns = turns.wrapping_add(1);
+            if turns.is_multiple_of(YIELD_EVERY) {
+                // A busy endpoint finds work on every turn without waiting:
+                // let the runtime run its other tasks now and then.
+                yield_now().await;
+            }
             self.flush().await?;
             if self.finished() {
                 return Ok(());
