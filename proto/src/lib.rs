@@ -147,6 +147,7 @@ pub mod config;
 pub mod connection;
 pub mod endpoint;
 pub mod storage;
+pub mod stream;
 
 pub use config::Config;
 pub use connection::{Connection, ConnectionError, Credentials, Event, Side, Transmit};

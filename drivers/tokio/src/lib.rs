@@ -1,4 +1,4 @@
-//! Tern on tokio: secure, reliable sessions over UDP for services.
+//! Tern on tokio: secure, reliable sessions over UDP or TCP for services.
 //!
 //! An [`Endpoint`] is a UDP socket with any number of connections on it.
 //! One tokio task per endpoint owns the socket, the sans-IO state machine
@@ -79,30 +79,36 @@
 //! destination sent as one segmented write (GSO), falling back to one
 //! packet per call where the OS offers neither. Sockets bound by the
 //! endpoint ask for 2 MiB kernel buffers, so bursts (many handshakes at
-//! once) are not dropped. TCP with length-prefixed packets is a later step
-//! (it needs the framing codec in `tern` first).
+//! once) are not dropped.
+//!
+//! TCP is one line away: [`Endpoint::bind_tcp`] listens for streams and
+//! [`Endpoint::client_tcp`] opens one stream per connection, with the same
+//! API and behaviour. Every packet is framed with its 2-byte length
+//! (`tern::stream`, `spec/tcp.md`); each stream is one peer address of the
+//! same state machine. A framing error or the end of a stream closes that
+//! stream; its sessions end as sessions whose peer went silent (a typed
+//! timeout), never as a clean close. A stream is closed once no session
+//! uses it, after everything queued for it was written.
+//!
+//! # Shared core
+//!
+//! The endpoint loop, [`Connection`], [`Error`] and the statistics are
+//! `tern-driver`'s, shared with `tern-smol`; this crate is tokio's
+//! sockets, timer and spawning. A `Connection` talks to its endpoint over
+//! runtime-agnostic channels, so it can be used from any executor.
 //!
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod clock;
-mod command;
-mod conn_state;
-mod connection;
-mod driver;
 mod endpoint;
-mod error;
 pub mod reconnect;
 mod socket;
-mod stats;
 
-pub use connection::Connection;
-pub use endpoint::{Endpoint, EndpointStats};
-pub use error::{Error, SendError};
+pub use endpoint::Endpoint;
 pub use reconnect::{
     ReconnectConfig, ReconnectError, ReconnectEvent, ReconnectState, ReconnectingClient,
 };
-pub use stats::Stats;
+pub use tern_driver::{Connection, EndpointStats, Error, SendError, Stats};
 
 pub use tern::connection::code;
 pub use tern::endpoint::EndpointConfig;

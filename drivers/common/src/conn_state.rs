@@ -10,13 +10,13 @@
 use crate::error::{Error, SendError};
 use crate::stats::Stats;
 use bytes::Bytes;
+use futures_channel::oneshot;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tern::connection::SendError as CoreSendError;
 use tern::endpoint::ConnectionHandle;
 use tern::{ConnectionError, Side};
-use tokio::sync::oneshot;
 
 /// The state machine of one service connection.
 pub(crate) type Core = tern::ServiceConnection;
@@ -163,7 +163,7 @@ impl ConnState {
     pub(crate) fn serve_recv(&mut self, mut core: Option<&mut Core>, buf: &mut Vec<u8>) {
         let mut i = 0;
         while i < self.recv_waiters.len() {
-            if self.recv_waiters[i].1.is_closed() {
+            if self.recv_waiters[i].1.is_canceled() {
                 self.recv_waiters.remove(i);
                 continue;
             }
@@ -194,7 +194,7 @@ impl ConnState {
 
     pub(crate) fn serve_datagrams(&mut self, mut core: Option<&mut Core>, buf: &mut Vec<u8>) {
         while let Some(w) = self.dgram_waiters.pop_front() {
-            if w.is_closed() {
+            if w.is_canceled() {
                 continue;
             }
             let d = match self.dgram_stash.pop_front() {
@@ -235,7 +235,7 @@ impl ConnState {
 
     fn serve_channels(&mut self) {
         while let Some(w) = self.channel_waiters.pop_front() {
-            if w.is_closed() {
+            if w.is_canceled() {
                 continue;
             }
             match (self.opened.pop_front(), &self.ended) {
@@ -297,7 +297,7 @@ impl ConnState {
         let mut i = 0;
         while i < self.pending_sends.len() {
             let p = &self.pending_sends[i];
-            if p.reply.is_closed() {
+            if p.reply.is_canceled() {
                 // Cancelled: not sent.
                 self.pending_sends.remove(i);
                 continue;
