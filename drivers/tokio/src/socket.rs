@@ -163,7 +163,7 @@ mod tcp_tests {
         let raw = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = raw.local_addr().unwrap();
         let local: SocketAddr = "0.0.0.0:0".parse().unwrap();
-        let mut t = TcpTransport::<TokioTcp>::new(None, local, 4, 1452);
+        let mut t = TcpTransport::<TokioTcp>::new(None, local, 4, 1452, Duration::from_secs(5));
         assert_eq!(t.max_segments(), 1);
 
         // Two packets queued before the stream is even connected.
