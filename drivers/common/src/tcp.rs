@@ -20,6 +20,7 @@ use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tern::stream::{PREFIX_LEN, StreamDecoder, buffer_len, frame_header};
@@ -97,6 +98,8 @@ pub struct TcpTransport<R: TcpRuntime> {
     next_id: u64,
     max_streams: usize,
     max_packet: u16,
+    /// An accepted stream that delivers no packet within this is closed.
+    first_packet: Duration,
     inbound_tx: async_channel::Sender<Inbound>,
     inbound: Pin<Box<async_channel::Receiver<Inbound>>>,
     batch: Vec<(SocketAddr, Vec<u8>)>,
@@ -108,12 +111,15 @@ impl<R: TcpRuntime> TcpTransport<R> {
     /// A transport that accepts streams on `listener` (bound to
     /// `local_addr`) if given, and opens streams to the peers it sends to.
     /// At most `max_streams` streams are held; further accepted ones are
-    /// closed at once. Frames longer than `max_packet_size` end a stream.
+    /// closed at once. Frames longer than `max_packet_size` end a stream,
+    /// and so does an accepted stream that delivers no packet within
+    /// `first_packet` (a client sends its first handshake packet at once).
     pub fn new(
         listener: Option<R::Listener>,
         local_addr: SocketAddr,
         max_streams: usize,
         max_packet_size: u16,
+        first_packet: Duration,
     ) -> Self {
         let (inbound_tx, inbound) = async_channel::bounded(READ_QUEUE);
         TcpTransport {
@@ -125,6 +131,7 @@ impl<R: TcpRuntime> TcpTransport<R> {
             next_id: 1,
             max_streams: max_streams.max(1),
             max_packet: max_packet_size,
+            first_packet,
             inbound_tx,
             inbound: Box::pin(inbound),
             batch: Vec::new(),
@@ -176,9 +183,12 @@ impl<R: TcpRuntime> TcpTransport<R> {
         );
         let inbound = self.inbound_tx.clone();
         let max_packet = self.max_packet;
+        let first_packet = accepted.then_some(self.first_packet);
         R::spawn(async move {
             match stream.await {
-                Ok(s) => run_stream::<R>(&s, peer, frames, &inbound, max_packet).await,
+                Ok(s) => {
+                    run_stream::<R>(&s, peer, frames, &inbound, max_packet, first_packet).await;
+                }
                 Err(e) => debug!(%peer, error = %e, "TCP connect failed"),
             }
             let _ = inbound.send(Inbound::Ended(peer, id)).await;
@@ -334,7 +344,9 @@ async fn run_stream<R: TcpRuntime>(
     frames: async_channel::Receiver<Vec<u8>>,
     inbound: &async_channel::Sender<Inbound>,
     max_packet: u16,
+    first_packet: Option<Duration>,
 ) {
+    let delivered = AtomicBool::new(false);
     let reader = async {
         let mut dec: Box<StreamDecoder<{ buffer_len(u16::MAX) }>> = Box::new(StreamDecoder::new());
         if let Ok(d) = StreamDecoder::with_max_packet_size(max_packet) {
@@ -358,6 +370,7 @@ async fn run_stream<R: TcpRuntime>(
             loop {
                 match dec.next_packet() {
                     Ok(Some(p)) => {
+                        delivered.store(true, Ordering::Relaxed);
                         if inbound
                             .send(Inbound::Packet(peer, p.to_vec()))
                             .await
@@ -400,7 +413,21 @@ async fn run_stream<R: TcpRuntime>(
         let _ = stream.shutdown_write();
         R::sleep(LINGER).await;
     };
-    or(reader, writer).await;
+    // A silent accepted stream is closed once its first packet is late.
+    let silent = async {
+        match first_packet {
+            Some(d) => {
+                R::sleep(d).await;
+                if !delivered.load(Ordering::Relaxed) {
+                    debug!(%peer, "TCP stream sent no packet in time; closed");
+                    return;
+                }
+                std::future::pending::<()>().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    or(or(reader, writer), silent).await;
 }
 
 /// Runs both futures until either finishes.

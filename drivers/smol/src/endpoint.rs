@@ -91,6 +91,7 @@ impl Endpoint {
             local,
             config.max_connections.saturating_mul(2).max(16),
             config.connection.max_packet_size,
+            config.connection.handshake_timeout,
         );
         let (inner, driver) = tern_driver::Endpoint::start(transport, SmolTimer::new(), config)?;
         smol::spawn(driver).detach();

@@ -194,3 +194,29 @@ fn hostile_streams() {
         conn.close(code::NO_ERROR, "").await.unwrap();
     });
 }
+
+/// A stream that sends nothing is closed once the handshake timeout
+/// (1.5 s here) passed without a packet.
+#[test]
+fn a_silent_stream_is_closed_after_the_handshake_timeout() {
+    let server = server(config());
+    let mut s = TcpStream::connect(server.local_addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 8];
+    let r = s.read(&mut buf);
+    let took = start.elapsed();
+    assert!(
+        matches!(&r, Ok(0))
+            || matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{r:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(1200),
+        "closed too early: {took:?}"
+    );
+    assert!(
+        took < Duration::from_millis(4000),
+        "closed too late: {took:?}"
+    );
+}

@@ -102,6 +102,7 @@ impl Endpoint {
             local,
             config.max_connections.saturating_mul(2).max(16),
             config.connection.max_packet_size,
+            config.connection.handshake_timeout,
         );
         let (inner, driver) = tern_driver::Endpoint::start(transport, TokioTimer::new(), config)?;
         runtime.spawn(driver);

@@ -144,3 +144,61 @@ mod tests {
         assert!(took < Duration::from_millis(1600), "{took:?}");
     }
 }
+
+#[cfg(test)]
+mod tcp_tests {
+    use super::TokioTcp;
+    use std::future::poll_fn;
+    use std::io::{Read, Write};
+    use std::net::SocketAddr;
+    use std::time::Duration;
+    use tern_driver::{TcpTransport, Transport};
+
+    /// The TCP transport on the wire: a transmit opens a stream and writes
+    /// the packet framed; packets framed by the peer come in with its
+    /// address; once no session uses the peer, the stream is closed after
+    /// everything queued was written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_on_the_wire_and_closes_once_released() {
+        let raw = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = raw.local_addr().unwrap();
+        let local: SocketAddr = "0.0.0.0:0".parse().unwrap();
+        let mut t = TcpTransport::<TokioTcp>::new(None, local, 4, 1452, Duration::from_secs(5));
+        assert_eq!(t.max_segments(), 1);
+
+        // Two packets queued before the stream is even connected.
+        t.send(addr, b"first", 5, 1).await.unwrap();
+        t.send(addr, b"second!", 7, 1).await.unwrap();
+        let peer = tokio::task::spawn_blocking(move || {
+            let (mut s, _) = raw.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = [0u8; 16];
+            s.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"\x00\x05first\x00\x07second!");
+            // A frame back, then wait for the transport to close.
+            s.write_all(b"\x00\x03abc").unwrap();
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest).unwrap();
+            rest
+        });
+
+        let n = tokio::time::timeout(Duration::from_secs(5), poll_fn(|cx| t.poll_recv(cx)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 1);
+        let (from, len, _) = t.meta(0);
+        assert_eq!((from, len), (addr, 3));
+        assert_eq!(t.packet(0, 0, 3), b"abc");
+
+        // A last packet, then no session uses the peer: it is written, and
+        // the stream ends.
+        t.send(addr, b"bye", 3, 1).await.unwrap();
+        t.peer_gone(addr);
+        let rest = tokio::time::timeout(Duration::from_secs(5), peer)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rest, b"\x00\x03bye");
+    }
+}
