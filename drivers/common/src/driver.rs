@@ -8,7 +8,7 @@
 
 use crate::clock::Clock;
 use crate::command::{Command, ConnOp};
-use crate::conn_state::{ConnState, Core};
+use crate::conn_state::{ConnState, Core, Provider};
 use crate::connection::Connection;
 use crate::endpoint::EndpointStats;
 use crate::error::Error;
@@ -26,8 +26,11 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use tern::connection::code;
+use tern::endpoint::BoxSlots;
 use tern::endpoint::ConnectionHandle;
-use tern::{Event, ServiceEndpoint, Side};
+use tern::storage::HeapBytes;
+use tern::{Event, Side};
+use tern_ring::RingCrypto;
 use tracing::{debug, info, trace, warn};
 
 /// Datagrams (or requests) handled before the contract's polling runs.
@@ -69,11 +72,17 @@ enum Wake {
     Timer,
 }
 
-/// The endpoint loop, over any transport and timer.
-pub(crate) struct Driver<T: Transport, C: Timer> {
+/// The sans-IO endpoint the loop drives: [`tern::ServiceEndpoint`]'s
+/// sizes (heap buffers, 64 channels, 256 packets in flight) on the crypto
+/// provider `P`, [`RingCrypto`] unless a benchmark asks otherwise.
+pub(crate) type DriverEndpoint<P = RingCrypto> =
+    tern::endpoint::Endpoint<HeapBytes, 64, 256, BoxSlots<Core<P>>, P>;
+
+/// The endpoint loop, over any transport, timer and crypto provider.
+pub(crate) struct Driver<T: Transport, C: Timer, P: Provider = RingCrypto> {
     socket: T,
     local_addr: SocketAddr,
-    ep: ServiceEndpoint,
+    ep: DriverEndpoint<P>,
     rng: StdRng,
     clock: Clock,
     rx: Pin<Box<async_channel::Receiver<Command>>>,
@@ -104,7 +113,7 @@ pub(crate) struct Driver<T: Transport, C: Timer> {
     socket_first: bool,
 }
 
-impl<T: Transport, C: Timer> Drop for Driver<T, C> {
+impl<T: Transport, C: Timer, P: Provider> Drop for Driver<T, C, P> {
     /// Requests still queued when the loop stops (or its task is dropped)
     /// are dropped with it, so their callers get [`Error::EndpointClosed`]
     /// rather than waiting forever: an `async-channel` keeps its queue
@@ -115,11 +124,11 @@ impl<T: Transport, C: Timer> Drop for Driver<T, C> {
     }
 }
 
-impl<T: Transport, C: Timer> Driver<T, C> {
+impl<T: Transport, C: Timer, P: Provider> Driver<T, C, P> {
     pub(crate) fn new(
         socket: T,
         timer: C,
-        ep: ServiceEndpoint,
+        ep: DriverEndpoint<P>,
         rng: StdRng,
         rx: async_channel::Receiver<Command>,
         tx: async_channel::WeakSender<Command>,
@@ -565,7 +574,7 @@ impl<T: Transport, C: Timer> Driver<T, C> {
     }
 }
 
-impl<T: Transport, C: Timer> Driver<T, C> {
+impl<T: Transport, C: Timer, P: Provider> Driver<T, C, P> {
     // ----- requests from handles -----
 
     fn command(&mut self, c: Command) {
@@ -633,7 +642,7 @@ impl<T: Transport, C: Timer> Driver<T, C> {
             // Only a late `Release` can get here; the rest hold a handle.
             return;
         };
-        let core: Option<&mut Core> = st.handle.and_then(|h| self.ep.connection_mut(h));
+        let core: Option<&mut Core<P>> = st.handle.and_then(|h| self.ep.connection_mut(h));
         match op {
             ConnOp::OpenChannel(reply) => {
                 let r = match (core, st.closing) {
@@ -784,7 +793,7 @@ impl<T: Transport, C: Timer> Driver<T, C> {
         let now = now(self.clock, &self.timer);
         for (_, mut st) in self.conns.drain() {
             if st.ended.is_none() {
-                st.on_ended(None, error.clone(), now, &mut self.msg_buf);
+                st.on_ended::<P>(None, error.clone(), now, &mut self.msg_buf);
             }
         }
         for w in self.accept_waiters.drain(..) {

@@ -4,7 +4,7 @@
 
 use crate::command::Command;
 use crate::connection::Connection;
-use crate::driver::Driver;
+use crate::driver::{Driver, DriverEndpoint};
 use crate::error::Error;
 use crate::runtime::{Timer, Transport};
 use futures_channel::oneshot;
@@ -15,9 +15,10 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tern::Credentials;
 use tern::crypto::{CryptoProvider, RustCrypto};
 use tern::endpoint::EndpointConfig;
-use tern::{Credentials, ServiceEndpoint};
+use tern_ring::RingCrypto;
 use tracing::Instrument;
 
 /// A handle to an endpoint's loop: a transport serving any number of Tern
@@ -69,11 +70,32 @@ impl Endpoint {
     /// Makes an endpoint over `transport` and `timer`: returns its handle
     /// and the loop, a future the caller spawns on its runtime (the only
     /// owner of the transport, the state machine and the timer).
+    ///
+    /// The loop's cryptography is [`RingCrypto`] (ring's AEADs, SHA-2 and
+    /// HMAC; X25519 and BLAKE2 from RustCrypto), whose output is byte for
+    /// byte that of Tern's default provider: peers on either talk to it.
     pub fn start<T: Transport, C: Timer>(
         transport: T,
         timer: C,
         config: EndpointConfig,
     ) -> io::Result<(Endpoint, impl Future<Output = ()> + Send + 'static)> {
+        Self::start_with_provider::<T, C, RingCrypto>(transport, timer, config)
+    }
+
+    /// Like [`start`](Self::start) with the crypto provider `P`, for
+    /// benchmarks comparing providers (for example against
+    /// [`tern::crypto::RustCrypto`]); not a stable interface.
+    #[doc(hidden)]
+    pub fn start_with_provider<T, C, P>(
+        transport: T,
+        timer: C,
+        config: EndpointConfig,
+    ) -> io::Result<(Endpoint, impl Future<Output = ()> + Send + 'static)>
+    where
+        T: Transport,
+        C: Timer,
+        P: CryptoProvider<Aead: Send> + Clone + Default + Send + 'static,
+    {
         let local_addr = transport.local_addr();
         let mut rng = StdRng::try_from_rng(&mut SysRng).map_err(io::Error::other)?;
         let mut client_key = [0u8; 32];
@@ -82,7 +104,7 @@ impl Endpoint {
         let driver = Driver::new(
             transport,
             timer,
-            ServiceEndpoint::new(config),
+            DriverEndpoint::<P>::new(config),
             rng,
             rx,
             tx.downgrade(),

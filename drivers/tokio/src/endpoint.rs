@@ -64,6 +64,31 @@ impl Endpoint {
         Ok(Endpoint { inner })
     }
 
+    /// Like [`from_socket`](Self::from_socket) with the crypto provider
+    /// `P` instead of the driver's own (ring): for benchmarks comparing
+    /// providers; not a stable interface.
+    #[doc(hidden)]
+    pub fn from_socket_with_provider<P>(
+        socket: std::net::UdpSocket,
+        config: EndpointConfig,
+    ) -> io::Result<Endpoint>
+    where
+        P: tern::crypto::CryptoProvider<Aead: Send> + Clone + Default + Send + 'static,
+    {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| io::Error::other(format!("tern-tokio needs a tokio runtime: {e}")))?;
+        socket.set_nonblocking(true)?;
+        let _guard = runtime.enter();
+        let transport = UdpTransport::new(TokioUdp(tokio::net::UdpSocket::from_std(socket)?))?;
+        let (inner, driver) = tern_driver::Endpoint::start_with_provider::<_, _, P>(
+            transport,
+            TokioTimer::new(),
+            config,
+        )?;
+        runtime.spawn(driver);
+        Ok(Endpoint { inner })
+    }
+
     /// Listens for TCP streams on `addr` and starts the endpoint's task:
     /// the same endpoint as [`bind`](Self::bind), with every packet framed
     /// on a stream per peer (`tern::stream`, `spec/tcp.md`). It can also

@@ -5,7 +5,9 @@
 //! ([`tern::ServiceEndpoint`]) and its timer, and drives every connection
 //! through Tern's five-call contract; the [`Endpoint`] and [`Connection`]
 //! handles send it requests. There is no task per connection or per
-//! packet.
+//! packet. Its cryptography is `tern-ring`'s `RingCrypto` (ring's AEADs,
+//! SHA-2 and HMAC), byte for byte compatible with Tern's default
+//! `RustCrypto`, which peers such as embedded clients may use.
 //!
 //! # Quick start
 //!
