@@ -61,12 +61,17 @@ enum Command {
     /// on Ctrl-C.
     #[command(after_help = EXIT_CODES)]
     Serve {
-        /// Address to listen on (UDP), e.g. 0.0.0.0:4433 or 127.0.0.1:0.
+        /// Address to listen on (UDP, or TCP with --tcp), e.g. 0.0.0.0:4433
+        /// or 127.0.0.1:0.
         #[arg(long, value_name = "ADDR")]
         listen: SocketAddr,
         /// The server's private key file, from `tern keygen`.
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
+        /// Listen for TCP streams instead of UDP datagrams (each packet
+        /// framed with its length, `spec/tcp.md`).
+        #[arg(long)]
+        tcp: bool,
     },
     /// Connect to a server, send each message on channel 0, print each
     /// echo with its round-trip time, close.
@@ -79,6 +84,9 @@ enum Command {
         /// prints), or a file holding them (FILE.pub).
         #[arg(long, value_name = "PUBKEY")]
         server_key: String,
+        /// Connect over TCP instead of UDP (the server runs `serve --tcp`).
+        #[arg(long)]
+        tcp: bool,
         /// Give up the handshake after this many seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
         timeout: f64,
@@ -103,13 +111,14 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo => demo::run().await,
             Command::Keygen { out, force } => keys::keygen(&out, force),
-            Command::Serve { listen, key } => serve::run(listen, &key).await,
+            Command::Serve { listen, key, tcp } => serve::run(listen, &key, tcp).await,
             Command::Send {
                 to,
                 server_key,
+                tcp,
                 timeout,
                 messages,
-            } => send::run(&to, &server_key, timeout, &messages).await,
+            } => send::run(&to, &server_key, tcp, timeout, &messages).await,
         }
     });
     // Do not wait for endpoint tasks still closing.
@@ -131,8 +140,8 @@ fn init_logging(verbose: bool, serve: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = match std::env::var("RUST_LOG") {
         Ok(f) if !f.is_empty() => EnvFilter::new(f),
-        _ if verbose => EnvFilter::new("tern_tokio=debug,tern=debug"),
-        _ if serve => EnvFilter::new("tern_tokio=info,tern=info"),
+        _ if verbose => EnvFilter::new("tern_tokio=debug,tern_driver=debug,tern=debug"),
+        _ if serve => EnvFilter::new("tern_tokio=info,tern_driver=info,tern=info"),
         _ => return,
     };
     use std::io::IsTerminal;

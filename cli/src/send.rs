@@ -19,7 +19,13 @@ async fn resolve(to: &str) -> Result<SocketAddr, CliError> {
         .ok_or_else(|| CliError::Usage(format!("--to {to:?}: no address found")))
 }
 
-pub async fn run(to: &str, key: &str, timeout: f64, messages: &[String]) -> Result<(), CliError> {
+pub async fn run(
+    to: &str,
+    key: &str,
+    tcp: bool,
+    timeout: f64,
+    messages: &[String],
+) -> Result<(), CliError> {
     let key = server_key(key)?;
     if !(timeout.is_finite() && timeout > 0.0 && timeout <= 3600.0) {
         return Err(CliError::Usage(format!(
@@ -37,8 +43,12 @@ pub async fn run(to: &str, key: &str, timeout: f64, messages: &[String]) -> Resu
     } else {
         "[::]:0".parse().expect("an address")
     };
-    let client = Endpoint::client(bind, config)
-        .map_err(|e| CliError::Io(format!("cannot open a UDP socket: {e}")))?;
+    let client = if tcp {
+        Endpoint::client_tcp(config)
+    } else {
+        Endpoint::client(bind, config)
+    }
+    .map_err(|e| CliError::Io(format!("cannot open a socket: {e}")))?;
     let t = Instant::now();
     // The core's handshake timeout ends the attempt; the outer bound only
     // guards against a stuck endpoint.

@@ -47,15 +47,21 @@ impl Totals {
     }
 }
 
-pub async fn run(listen: SocketAddr, key: &Path) -> Result<(), CliError> {
+pub async fn run(listen: SocketAddr, key: &Path, tcp: bool) -> Result<(), CliError> {
     let key = read_private(key)?;
-    let server = Endpoint::bind(listen, EndpointConfig::server(Config::service(), key))
-        .map_err(|e| CliError::Io(format!("cannot listen on {listen}: {e}")))?;
+    let config = EndpointConfig::server(Config::service(), key);
+    let server = if tcp {
+        Endpoint::bind_tcp(listen, config)
+    } else {
+        Endpoint::bind(listen, config)
+    }
+    .map_err(|e| CliError::Io(format!("cannot listen on {listen}: {e}")))?;
     let started = std::time::Instant::now();
     // The first line says where to reach the server (useful with port 0).
     println!(
-        "tern serve: listening on {} (UDP), public key {}",
+        "tern serve: listening on {} ({}), public key {}",
         server.local_addr(),
+        if tcp { "TCP" } else { "UDP" },
         hex::encode(public_key(&key))
     );
     println!("press Ctrl-C to stop and print statistics");

@@ -179,6 +179,60 @@ fn serve_and_send_round_trip() {
 }
 
 #[test]
+fn serve_and_send_over_tcp() {
+    let dir = scratch("serve-tcp");
+    let key = dir.join("k");
+    let o = run(&["keygen", "--out", key.to_str().unwrap()]);
+    assert!(o.status.success());
+    let public = stdout(&o).trim().to_owned();
+
+    let mut child = tern()
+        .args(["serve", "--tcp", "--listen", "127.0.0.1:0", "--key"])
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let server = Server(child);
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("(TCP)"), "{first}");
+    let addr = first
+        .split_whitespace()
+        .skip_while(|w| *w != "on")
+        .nth(1)
+        .expect("the address in the first line")
+        .to_owned();
+
+    let o = run(&[
+        "send",
+        "--tcp",
+        "--to",
+        &addr,
+        "--server-key",
+        &public,
+        "over tcp",
+    ]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    assert!(out.contains("echo: over tcp (8 bytes) in"), "{out}");
+
+    // Without --tcp the client speaks UDP, which nothing answers there.
+    let o = run(&[
+        "send",
+        "--timeout",
+        "0.5",
+        "--to",
+        &addr,
+        "--server-key",
+        &public,
+        "x",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    drop(server);
+}
+
+#[test]
 fn send_to_a_closed_port_fails_with_exit_code_4_in_time() {
     // Bind a socket and drop it to find a port nobody listens on.
     let port = std::net::UdpSocket::bind("127.0.0.1:0")

@@ -9,7 +9,7 @@
 //! hashes must equal it.
 
 use serde::Deserialize;
-use tern::crypto::RustCrypto;
+use tern::crypto::{CryptoProvider, RustCrypto};
 use tern::noise::{Builder, HandshakeState, NoiseError, NoiseParams, TransportState};
 
 /// One vector file.
@@ -138,12 +138,13 @@ impl rand_core_shim::TryRng for NoRandom {
 impl rand_core_shim::TryCryptoRng for NoRandom {}
 use tern::rand_core as rand_core_shim;
 
-fn build(
+fn build<P: CryptoProvider>(
     params: NoiseParams,
     side: &Side,
     initiator: bool,
-) -> Result<HandshakeState<RustCrypto>, NoiseError> {
-    let mut b = Builder::new(params).prologue(&side.prologue);
+    provider: P,
+) -> Result<HandshakeState<P>, NoiseError> {
+    let mut b = Builder::with_provider(params, provider).prologue(&side.prologue);
     if let Some(s) = &side.s {
         b = b.local_private_key(s);
     }
@@ -163,13 +164,24 @@ fn build(
     }
 }
 
-/// Runs one vector.
+/// Runs one vector with the default provider on both sides.
 pub fn run_vector(v: &Vector) -> Outcome {
+    run_vector_with(v, RustCrypto, RustCrypto)
+}
+
+/// Runs one vector with the initiator on provider `init` and the
+/// responder on `resp`: every byte must still match the vector, so two
+/// providers that pass it both ways interoperate.
+pub fn run_vector_with<I: CryptoProvider + Clone, R: CryptoProvider + Clone>(
+    v: &Vector,
+    init: I,
+    resp: R,
+) -> Outcome {
     let params = match NoiseParams::parse(&v.protocol_name) {
         Ok(p) => p,
         Err(e) => return Outcome::Skipped(e),
     };
-    match run_supported(params, v) {
+    match run_supported(params, v, init, resp) {
         Ok(()) => Outcome::Passed,
         Err(e) => Outcome::Failed(format!("{}: {e}", v.protocol_name)),
     }
@@ -195,9 +207,16 @@ fn side(v: &Vector, init: bool) -> Result<Side, String> {
     })
 }
 
-fn run_supported(params: NoiseParams, v: &Vector) -> Result<(), String> {
-    let mut init = build(params, &side(v, true)?, true).map_err(|e| format!("initiator: {e}"))?;
-    let mut resp = build(params, &side(v, false)?, false).map_err(|e| format!("responder: {e}"))?;
+fn run_supported<I: CryptoProvider + Clone, R: CryptoProvider + Clone>(
+    params: NoiseParams,
+    v: &Vector,
+    init_provider: I,
+    resp_provider: R,
+) -> Result<(), String> {
+    let mut init = build(params, &side(v, true)?, true, init_provider)
+        .map_err(|e| format!("initiator: {e}"))?;
+    let mut resp = build(params, &side(v, false)?, false, resp_provider)
+        .map_err(|e| format!("responder: {e}"))?;
     let hs_len = params.pattern().messages().len();
     let one_way = params.pattern().is_one_way();
     if v.messages.len() < hs_len {
@@ -211,20 +230,15 @@ fn run_supported(params: NoiseParams, v: &Vector) -> Result<(), String> {
     for (i, m) in v.messages[..hs_len].iter().enumerate() {
         let payload = unhex("payload", &m.payload)?;
         let expect = unhex("ciphertext", &m.ciphertext)?;
-        let (w, r) = if i % 2 == 0 {
-            (&mut init, &mut resp)
+        let (n, k) = if i % 2 == 0 {
+            hs_step(&mut init, &mut resp, &payload, &mut buf, &mut out)
         } else {
-            (&mut resp, &mut init)
-        };
-        let n = w
-            .write_message(&payload, &mut buf)
-            .map_err(|e| format!("message {i} write: {e}"))?;
+            hs_step(&mut resp, &mut init, &payload, &mut buf, &mut out)
+        }
+        .map_err(|e| format!("message {i} {e}"))?;
         if buf[..n] != expect[..] {
             return Err(format!("message {i}: ciphertext differs"));
         }
-        let k = r
-            .read_message(&buf[..n], &mut out)
-            .map_err(|e| format!("message {i} read: {e}"))?;
         if out[..k] != payload[..] {
             return Err(format!("message {i}: payload differs"));
         }
@@ -243,23 +257,15 @@ fn run_supported(params: NoiseParams, v: &Vector) -> Result<(), String> {
         let payload = unhex("payload", &m.payload)?;
         let expect = unhex("ciphertext", &m.ciphertext)?;
         let from_init = one_way || i % 2 == 0;
-        let (w, r): (
-            &mut TransportState<RustCrypto>,
-            &mut TransportState<RustCrypto>,
-        ) = if from_init {
-            (&mut init, &mut resp)
+        let (n, k) = if from_init {
+            ts_step(&mut init, &mut resp, &payload, &mut buf, &mut out)
         } else {
-            (&mut resp, &mut init)
-        };
-        let n = w
-            .write_message(&payload, &mut buf)
-            .map_err(|e| format!("message {i} write: {e}"))?;
+            ts_step(&mut resp, &mut init, &payload, &mut buf, &mut out)
+        }
+        .map_err(|e| format!("message {i} {e}"))?;
         if buf[..n] != expect[..] {
             return Err(format!("transport message {i}: ciphertext differs"));
         }
-        let k = r
-            .read_message(&buf[..n], &mut out)
-            .map_err(|e| format!("message {i} read: {e}"))?;
         if out[..k] != payload[..] {
             return Err(format!("transport message {i}: payload differs"));
         }
@@ -267,12 +273,57 @@ fn run_supported(params: NoiseParams, v: &Vector) -> Result<(), String> {
     Ok(())
 }
 
+/// One handshake message: `w` writes `payload` into `buf`, `r` reads it
+/// into `out`; returns both lengths. The sides may use different providers.
+fn hs_step<A: CryptoProvider, B: CryptoProvider>(
+    w: &mut HandshakeState<A>,
+    r: &mut HandshakeState<B>,
+    payload: &[u8],
+    buf: &mut [u8],
+    out: &mut [u8],
+) -> Result<(usize, usize), String> {
+    let n = w
+        .write_message(payload, buf)
+        .map_err(|e| format!("write: {e}"))?;
+    let k = r
+        .read_message(&buf[..n], out)
+        .map_err(|e| format!("read: {e}"))?;
+    Ok((n, k))
+}
+
+/// One transport message, as [`hs_step`].
+fn ts_step<A: CryptoProvider, B: CryptoProvider>(
+    w: &mut TransportState<A>,
+    r: &mut TransportState<B>,
+    payload: &[u8],
+    buf: &mut [u8],
+    out: &mut [u8],
+) -> Result<(usize, usize), String> {
+    let n = w
+        .write_message(payload, buf)
+        .map_err(|e| format!("write: {e}"))?;
+    let k = r
+        .read_message(&buf[..n], out)
+        .map_err(|e| format!("read: {e}"))?;
+    Ok((n, k))
+}
+
 /// Runs every vector of a parsed file; returns the tally and the failures.
 pub fn run_file(file: &VectorFile) -> (Tally, Vec<String>) {
+    run_file_with(file, RustCrypto, RustCrypto)
+}
+
+/// Like [`run_file`], the initiators on provider `init` and the responders
+/// on `resp` (see [`run_vector_with`]).
+pub fn run_file_with<I: CryptoProvider + Clone, R: CryptoProvider + Clone>(
+    file: &VectorFile,
+    init: I,
+    resp: R,
+) -> (Tally, Vec<String>) {
     let mut tally = Tally::default();
     let mut failures = Vec::new();
     for v in &file.vectors {
-        let o = run_vector(v);
+        let o = run_vector_with(v, init.clone(), resp.clone());
         tally.add(&o);
         if let Outcome::Failed(msg) = o {
             failures.push(msg);

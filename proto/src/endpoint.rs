@@ -33,11 +33,49 @@ pub trait Slots<T> {
     fn remove(&mut self, i: usize);
     /// One past the highest slot index in use or ever used.
     fn span(&self) -> usize;
+    /// The endpoint's bookkeeping for each slot: at least
+    /// [`span`](Self::span) entries, at most [`limit`](Self::limit) (or one
+    /// when the limit is zero).
+    fn meta(&self) -> &[SlotMeta];
+    /// The bookkeeping, mutably.
+    fn meta_mut(&mut self) -> &mut [SlotMeta];
+}
+
+/// What an endpoint keeps for each slot so that polling costs in
+/// proportion to the connections with work rather than to all of them:
+/// the slot's cached deadline, one node of the deadline tree and one word
+/// of each ready set. Opaque; storage only holds it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotMeta {
+    /// Leaf of the deadline tree: the slot's cached deadline, `None` when
+    /// it has none or it is being recomputed.
+    deadline: Option<Instant>,
+    /// Inner node number `i` of the deadline tree: the earliest deadline
+    /// below it.
+    node: Option<Instant>,
+    /// Word `i` of the set of slots that may have a datagram to send.
+    tx: u64,
+    /// Word `i` of the set of slots that may have an event (or have ended).
+    ev: u64,
+    /// Word `i` of the set of slots whose cached deadline is stale.
+    dirty: u64,
+}
+
+impl SlotMeta {
+    /// Nothing pending.
+    pub const EMPTY: SlotMeta = SlotMeta {
+        deadline: None,
+        node: None,
+        tx: 0,
+        ev: 0,
+        dirty: 0,
+    };
 }
 
 /// `N` slots held inline.
 pub struct ArraySlots<T, const N: usize> {
     items: heapless::Vec<Option<T>, N>,
+    meta: [SlotMeta; N],
     limit: usize,
 }
 
@@ -45,6 +83,7 @@ impl<T, const N: usize> Slots<T> for ArraySlots<T, N> {
     fn with_limit(max: usize) -> Self {
         ArraySlots {
             items: heapless::Vec::new(),
+            meta: [SlotMeta::EMPTY; N],
             limit: max.min(N),
         }
     }
@@ -85,6 +124,12 @@ impl<T, const N: usize> Slots<T> for ArraySlots<T, N> {
     fn span(&self) -> usize {
         self.items.len()
     }
+    fn meta(&self) -> &[SlotMeta] {
+        &self.meta[..self.limit.max(1).min(N)]
+    }
+    fn meta_mut(&mut self) -> &mut [SlotMeta] {
+        &mut self.meta[..self.limit.max(1).min(N)]
+    }
 }
 
 #[cold]
@@ -97,6 +142,8 @@ fn unreachable_none() -> ! {
 pub struct BoxSlots<T> {
     items: alloc::vec::Vec<Option<alloc::boxed::Box<T>>>,
     free: alloc::vec::Vec<usize>,
+    /// Grows by doubling, ahead of `items`, up to the limit.
+    meta: alloc::vec::Vec<SlotMeta>,
     limit: usize,
 }
 
@@ -106,6 +153,7 @@ impl<T> Slots<T> for BoxSlots<T> {
         BoxSlots {
             items: alloc::vec::Vec::new(),
             free: alloc::vec::Vec::new(),
+            meta: alloc::vec![SlotMeta::EMPTY; max.clamp(1, 64)],
             limit: max,
         }
     }
@@ -133,6 +181,10 @@ impl<T> Slots<T> for BoxSlots<T> {
             return Err(t);
         }
         self.items.push(Some(alloc::boxed::Box::new(t)));
+        if self.meta.len() < self.items.len() {
+            let n = (self.meta.len() * 2).min(self.limit).max(self.items.len());
+            self.meta.resize(n, SlotMeta::EMPTY);
+        }
         Ok(self.items.len() - 1)
     }
     fn remove(&mut self, i: usize) {
@@ -144,6 +196,12 @@ impl<T> Slots<T> for BoxSlots<T> {
     }
     fn span(&self) -> usize {
         self.items.len()
+    }
+    fn meta(&self) -> &[SlotMeta] {
+        &self.meta
+    }
+    fn meta_mut(&mut self) -> &mut [SlotMeta] {
+        &mut self.meta
     }
 }
 
@@ -227,6 +285,12 @@ where
     conns: S,
     rr_tx: usize,
     rr_ev: usize,
+    /// Connections held.
+    count: usize,
+    /// Slots in the dirty set.
+    dirty: usize,
+    /// `meta().len()` the deadline tree was laid out for.
+    tree_n: usize,
     tokens: u64,
     tokens_at: Instant,
     stateless: heapless::Deque<(SocketAddr, [u8; LONG_HEADER_LEN + 1]), 8>,
@@ -247,6 +311,9 @@ where
             conns: S::with_limit(max),
             rr_tx: 0,
             rr_ev: 0,
+            count: 0,
+            dirty: 0,
+            tree_n: 0,
             tokens: u64::from(config.handshake_burst) * 1_000_000,
             tokens_at: Instant::ZERO,
             stateless: heapless::Deque::new(),
@@ -272,10 +339,16 @@ where
     }
 
     /// A connection by handle, to send, receive or close.
+    ///
+    /// The endpoint cannot see what is done through the reference, so it
+    /// looks at the connection again on the next poll.
     pub fn connection_mut(
         &mut self,
         h: ConnectionHandle,
     ) -> Option<&mut Connection<B, CH, SENT, P>> {
+        if self.conns.get(h.0).is_some() {
+            self.touch(h.0);
+        }
         self.conns.get_mut(h.0)
     }
 
@@ -288,12 +361,85 @@ where
 
     /// Number of connections held.
     pub fn len(&self) -> usize {
-        self.handles().count()
+        self.count
     }
 
     /// Whether no connection is held.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.count == 0
+    }
+
+    // ----- bookkeeping: ready sets and the deadline tree -----
+    //
+    // Every path that may change a connection (input, timeouts, output,
+    // `connection_mut`, `connect`, `close_all`) calls `touch`, which puts
+    // the slot in the transmit and event sets and takes its deadline out of
+    // the tree until `flush` asks the connection again. A slot leaves the
+    // transmit set when it has nothing to send and the event set when it
+    // has no event; one whose deadline has passed rejoins the transmit set
+    // (a due acknowledgement is sent on the next poll, as before).
+
+    /// Marks slot `i` as changed.
+    fn touch(&mut self, i: usize) {
+        let m = self.conns.meta_mut();
+        let (w, b) = (i / 64, 1u64 << (i % 64));
+        m[w].tx |= b;
+        m[w].ev |= b;
+        if m[w].dirty & b == 0 {
+            m[w].dirty |= b;
+            self.dirty += 1;
+            tree_set(m, i, None);
+        }
+    }
+
+    /// Lays the deadline tree out again after the storage grew.
+    fn sync_tree(&mut self) {
+        let m = self.conns.meta_mut();
+        if m.len() != self.tree_n {
+            self.tree_n = m.len();
+            for v in (1..m.len()).rev() {
+                m[v].node = earlier(tree_val(m, 2 * v), tree_val(m, 2 * v + 1));
+            }
+        }
+    }
+
+    /// Asks every changed connection for its deadline again.
+    fn flush(&mut self) {
+        if self.dirty == 0 {
+            return;
+        }
+        for w in 0..self.conns.span().div_ceil(64) {
+            let mut bits = core::mem::take(&mut self.conns.meta_mut()[w].dirty);
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let d = self.conns.get(i).and_then(Connection::poll_timeout);
+                tree_set(self.conns.meta_mut(), i, d);
+            }
+        }
+        self.dirty = 0;
+    }
+
+    /// Empties slot `i` and forgets its bookkeeping.
+    fn free(&mut self, i: usize) {
+        self.conns.remove(i);
+        self.count -= 1;
+        let m = self.conns.meta_mut();
+        let (w, b) = (i / 64, 1u64 << (i % 64));
+        m[w].tx &= !b;
+        m[w].ev &= !b;
+        if m[w].dirty & b != 0 {
+            m[w].dirty &= !b;
+            self.dirty -= 1;
+        }
+        tree_set(m, i, None);
+    }
+
+    /// Takes a connection just inserted in slot `i` into account.
+    fn inserted(&mut self, i: usize) {
+        self.count += 1;
+        self.sync_tree();
+        self.touch(i);
     }
 
     fn session_id<R: CryptoRng + ?Sized>(slot: usize, rng: &mut R) -> u32 {
@@ -329,10 +475,12 @@ where
             .ok_or(ConnectError::TooManyConnections)?;
         let id = Self::session_id(slot, rng);
         let conn = Connection::connect(self.config.connection.clone(), creds, now, id, peer, rng)?;
-        self.conns
+        let slot = self
+            .conns
             .insert(conn)
-            .map(ConnectionHandle)
-            .map_err(|_| ConnectError::TooManyConnections)
+            .map_err(|_| ConnectError::TooManyConnections)?;
+        self.inserted(slot);
+        Ok(ConnectionHandle(slot))
     }
 
     fn take_token(&mut self, now: Instant) -> bool {
@@ -383,6 +531,7 @@ where
         let c = self.conns.get_mut(slot).ok_or(DropReason::UnknownSession)?;
         // The connection counts its own drops.
         let _ = c.handle(now, from, data);
+        self.touch(slot);
         Ok(ConnectionHandle(slot))
     }
 
@@ -415,6 +564,7 @@ where
                 && c.peer_addr() == from
             {
                 let _ = c.handle(now, from, data);
+                self.touch(i);
                 return Ok(ConnectionHandle(i));
             }
         }
@@ -441,6 +591,7 @@ where
             rng,
         )?;
         let slot = self.conns.insert(c).map_err(|_| DropReason::Busy)?;
+        self.inserted(slot);
         self.stats.accepted += 1;
         Ok(ConnectionHandle(slot))
     }
@@ -483,15 +634,27 @@ where
                 },
             )));
         }
+        // Deadlines of what changed since the last poll go back in the
+        // tree (so `poll_timeout` need not ask those connections), then a
+        // connection whose deadline passed may owe an acknowledgement even
+        // if nothing else touched it.
+        self.flush();
+        mark_due(self.conns.meta_mut(), 1, now);
         let span = self.conns.span();
-        for k in 0..span {
-            let i = (self.rr_tx + k) % span;
-            if let Some(c) = self.conns.get_mut(i)
-                && let Some(t) = c.poll_transmit(now, buf)?
-            {
+        let mut from = self.rr_tx;
+        while let Some(i) = next_set(self.conns.meta(), Set::Tx, from, span) {
+            let polled = match self.conns.get_mut(i) {
+                Some(c) => c.poll_transmit(now, buf)?,
+                None => None,
+            };
+            if let Some(t) = polled {
                 self.rr_tx = i + 1;
+                self.touch(i);
                 return Ok(Some((Some(ConnectionHandle(i)), t)));
             }
+            // Nothing to send: out of the set until something changes.
+            self.conns.meta_mut()[i / 64].tx &= !(1u64 << (i % 64));
+            from = i + 1;
         }
         Ok(None)
     }
@@ -499,30 +662,46 @@ where
     /// The earliest deadline of any connection.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        (0..self.conns.span())
-            .filter_map(|i| self.conns.get(i)?.poll_timeout())
-            .min()
-    }
-
-    /// Handles every passed deadline, and frees connections that ended and
-    /// whose last event was polled.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        for i in 0..self.conns.span() {
-            if let Some(c) = self.conns.get_mut(i)
-                && c.poll_timeout().is_some_and(|t| t <= now)
-            {
-                c.handle_timeout(now);
+        let m = self.conns.meta();
+        let mut t = if m.is_empty() { None } else { tree_val(m, 1) };
+        if self.dirty > 0 {
+            // Changed since the tree last asked them: ask them now.
+            for (w, mw) in m.iter().enumerate().take(self.conns.span().div_ceil(64)) {
+                let mut bits = mw.dirty;
+                while bits != 0 {
+                    let i = w * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    t = earlier(t, self.conns.get(i).and_then(Connection::poll_timeout));
+                }
             }
         }
+        t
     }
 
-    /// The next event of any connection.
+    /// Handles every passed deadline.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.flush();
+        // Each handled slot leaves the tree (touched) until the flush
+        // below, so every due connection is handled exactly once.
+        while let Some(i) = tree_due(self.conns.meta(), now) {
+            if let Some(c) = self.conns.get_mut(i) {
+                c.handle_timeout(now);
+            }
+            self.touch(i);
+        }
+        self.flush();
+    }
+
+    /// The next event of any connection. A connection that ended is freed
+    /// once its last event was taken.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<(ConnectionHandle, Event)> {
         let span = self.conns.span();
-        for k in 0..span {
-            let i = (self.rr_ev + k) % span;
+        let mut from = self.rr_ev;
+        while let Some(i) = next_set(self.conns.meta(), Set::Ev, from, span) {
+            from = i + 1;
             let Some(c) = self.conns.get_mut(i) else {
+                self.conns.meta_mut()[i / 64].ev &= !(1u64 << (i % 64));
                 continue;
             };
             if let Some(e) = c.poll_event() {
@@ -531,7 +710,9 @@ where
             }
             if c.is_closed() {
                 // Closed and its last event taken: free the slot.
-                self.conns.remove(i);
+                self.free(i);
+            } else {
+                self.conns.meta_mut()[i / 64].ev &= !(1u64 << (i % 64));
             }
         }
         None
@@ -542,6 +723,7 @@ where
         for i in 0..self.conns.span() {
             if let Some(c) = self.conns.get_mut(i) {
                 c.close(now, code, reason);
+                self.touch(i);
             }
         }
     }
@@ -549,5 +731,435 @@ where
     /// How long a graceful close may take at most, for drivers that wait.
     pub fn close_bound(&self) -> Duration {
         self.config.connection.idle_timeout
+    }
+}
+
+/// Which ready set of [`SlotMeta`].
+#[derive(Clone, Copy)]
+enum Set {
+    Tx,
+    Ev,
+}
+
+fn word(m: &SlotMeta, set: Set) -> u64 {
+    match set {
+        Set::Tx => m.tx,
+        Set::Ev => m.ev,
+    }
+}
+
+/// The first slot in `set` at or after `from`, wrapping around below
+/// `span`: a round robin over the set, one word at a time.
+fn next_set(meta: &[SlotMeta], set: Set, from: usize, span: usize) -> Option<usize> {
+    let from = if from >= span { 0 } else { from };
+    first_set(meta, set, from, span).or_else(|| first_set(meta, set, 0, from))
+}
+
+/// The first slot in `set` within `lo..hi`.
+fn first_set(meta: &[SlotMeta], set: Set, lo: usize, hi: usize) -> Option<usize> {
+    if lo >= hi {
+        return None;
+    }
+    let mut w = lo / 64;
+    let mut bits = word(&meta[w], set) & (!0u64 << (lo % 64));
+    loop {
+        if bits != 0 {
+            let i = w * 64 + bits.trailing_zeros() as usize;
+            return (i < hi).then_some(i);
+        }
+        w += 1;
+        if w * 64 >= hi {
+            return None;
+        }
+        bits = word(&meta[w], set);
+    }
+}
+
+/// The earlier of two deadlines, `None` being never.
+fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+// The deadline tree: a binary tree over the `n = meta.len()` slots, laid
+// out as an array of `2n` positions with leaf `i` at position `n + i` and
+// the inner node at position `v` (1 ≤ v < n) holding the earliest deadline
+// of positions `2v` and `2v + 1`; position 1 is the root. Leaves live in
+// `SlotMeta::deadline`, inner node `v` in `meta[v].node`.
+
+fn tree_val(meta: &[SlotMeta], v: usize) -> Option<Instant> {
+    let n = meta.len();
+    if v >= n {
+        meta[v - n].deadline
+    } else {
+        meta[v].node
+    }
+}
+
+/// Sets leaf `i` and the nodes above it, in O(log n).
+fn tree_set(meta: &mut [SlotMeta], i: usize, d: Option<Instant>) {
+    if meta[i].deadline == d {
+        return;
+    }
+    meta[i].deadline = d;
+    let mut v = (meta.len() + i) / 2;
+    while v >= 1 {
+        let m = earlier(tree_val(meta, 2 * v), tree_val(meta, 2 * v + 1));
+        if meta[v].node == m {
+            // Nothing above changes either.
+            break;
+        }
+        meta[v].node = m;
+        v /= 2;
+    }
+}
+
+fn is_due(d: Option<Instant>, now: Instant) -> bool {
+    d.is_some_and(|t| t <= now)
+}
+
+/// A slot whose cached deadline is at or before `now`, in O(log n).
+fn tree_due(meta: &[SlotMeta], now: Instant) -> Option<usize> {
+    let n = meta.len();
+    if n == 0 || !is_due(tree_val(meta, 1), now) {
+        return None;
+    }
+    let mut v = 1;
+    while v < n {
+        v = if is_due(tree_val(meta, 2 * v), now) {
+            2 * v
+        } else {
+            2 * v + 1
+        };
+    }
+    Some(v - n)
+}
+
+/// Puts every slot below position `v` whose deadline passed in the
+/// transmit set: O(log n) per such slot, O(1) when none is due.
+fn mark_due(meta: &mut [SlotMeta], v: usize, now: Instant) {
+    let n = meta.len();
+    if n == 0 || !is_due(tree_val(meta, v), now) {
+        return;
+    }
+    if v >= n {
+        let i = v - n;
+        meta[i / 64].tx |= 1u64 << (i % 64);
+    } else {
+        mark_due(meta, 2 * v, now);
+        mark_due(meta, 2 * v + 1, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The endpoint polls only the slots it marked; these tests fail if a
+    //! changed connection were skipped or a deadline were cached stale.
+
+    use super::*;
+    use crate::config::Config;
+    use crate::{ConstrainedBytes, ConstrainedConnection, config::HandshakePattern};
+    use rand_chacha::ChaCha20Rng;
+    use rand_chacha::rand_core::{Rng, SeedableRng};
+    use std::boxed::Box;
+    use std::vec::Vec;
+
+    /// Heap slots built on `std` alone (the default test build has no
+    /// `alloc` feature), which also shows the trait can be implemented
+    /// outside the crate.
+    struct VecSlots<T> {
+        items: Vec<Option<Box<T>>>,
+        meta: Vec<SlotMeta>,
+        limit: usize,
+    }
+
+    impl<T> Slots<T> for VecSlots<T> {
+        fn with_limit(max: usize) -> Self {
+            VecSlots {
+                items: Vec::new(),
+                meta: std::vec![SlotMeta::EMPTY; max.max(1)],
+                limit: max,
+            }
+        }
+        fn limit(&self) -> usize {
+            self.limit
+        }
+        fn get(&self, i: usize) -> Option<&T> {
+            self.items.get(i)?.as_deref()
+        }
+        fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+            self.items.get_mut(i)?.as_deref_mut()
+        }
+        fn vacant(&self) -> Option<usize> {
+            match self.items.iter().position(Option::is_none) {
+                Some(i) => Some(i),
+                None => (self.items.len() < self.limit).then_some(self.items.len()),
+            }
+        }
+        fn insert(&mut self, t: T) -> Result<usize, T> {
+            let Some(i) = self.vacant() else {
+                return Err(t);
+            };
+            if i == self.items.len() {
+                self.items.push(None);
+            }
+            self.items[i] = Some(Box::new(t));
+            Ok(i)
+        }
+        fn remove(&mut self, i: usize) {
+            if let Some(s) = self.items.get_mut(i) {
+                *s = None;
+            }
+        }
+        fn span(&self) -> usize {
+            self.items.len()
+        }
+        fn meta(&self) -> &[SlotMeta] {
+            &self.meta
+        }
+        fn meta_mut(&mut self) -> &mut [SlotMeta] {
+            &mut self.meta
+        }
+    }
+
+    type Ep = Endpoint<ConstrainedBytes, 2, 8, VecSlots<ConstrainedConnection>>;
+
+    fn client_addr() -> SocketAddr {
+        "10.0.0.2:5000".parse().unwrap()
+    }
+
+    fn server_addr() -> SocketAddr {
+        "10.0.0.1:4433".parse().unwrap()
+    }
+
+    fn config() -> Config {
+        Config {
+            pattern: HandshakePattern::NN,
+            ..Config::constrained()
+        }
+    }
+
+    /// A client endpoint with `n` connections established to a server
+    /// endpoint, both quiet at the returned time.
+    fn established(n: usize, rng: &mut ChaCha20Rng) -> (Ep, Ep, Instant) {
+        let mut scfg = EndpointConfig::server(config(), [7; 32]);
+        scfg.max_connections = n;
+        scfg.handshake_burst = n as u32;
+        let mut ccfg = EndpointConfig::client(config());
+        ccfg.max_connections = n;
+        let (mut client, mut server) = (Ep::new(ccfg), Ep::new(scfg));
+        let now = Instant::from_millis(1000);
+        for _ in 0..n {
+            client
+                .connect(now, server_addr(), &Credentials::default(), rng)
+                .unwrap();
+        }
+        pump(&mut client, &mut server, now, rng, None);
+        assert_eq!((client.len(), server.len()), (n, n));
+        for h in client.handles().chain(server.handles()) {
+            let c = client.connection(h).unwrap();
+            assert!(c.is_established(), "{h:?}");
+        }
+        (client, server, now)
+    }
+
+    /// Delivers datagrams both ways at `now` and takes every event until
+    /// both endpoints are quiet; returns the client handles that sent. A
+    /// datagram of `lose` from the client is lost.
+    fn pump(
+        client: &mut Ep,
+        server: &mut Ep,
+        now: Instant,
+        rng: &mut ChaCha20Rng,
+        lose: Option<ConnectionHandle>,
+    ) -> Vec<ConnectionHandle> {
+        let mut buf = [0u8; 1500];
+        let mut sent = Vec::new();
+        for _ in 0..100 {
+            let mut moved = false;
+            while let Some((h, t)) = client.poll_transmit(now, &mut buf).unwrap() {
+                sent.push(h.unwrap());
+                moved = true;
+                if h != lose {
+                    let _ = server.handle(now, client_addr(), &mut buf[..t.len], rng);
+                }
+            }
+            while let Some((_, t)) = server.poll_transmit(now, &mut buf).unwrap() {
+                moved = true;
+                let _ = client.handle(now, server_addr(), &mut buf[..t.len], rng);
+            }
+            while client.poll_event().is_some() || server.poll_event().is_some() {
+                moved = true;
+            }
+            if !moved {
+                return sent;
+            }
+        }
+        panic!("the endpoints do not go quiet");
+    }
+
+    /// The earliest deadline, asked of every connection.
+    fn brute_timeout(ep: &Ep) -> Option<Instant> {
+        ep.handles()
+            .filter_map(|h| ep.connection(h)?.poll_timeout())
+            .min()
+    }
+
+    #[test]
+    fn an_application_send_through_connection_mut_is_transmitted() {
+        let mut rng = ChaCha20Rng::from_seed([1; 32]);
+        let (mut client, mut server, now) = established(1000, &mut rng);
+        let mut buf = [0u8; 1500];
+        assert!(client.poll_transmit(now, &mut buf).unwrap().is_none());
+        // Every deadline is back in the tree: `poll_timeout` asks no
+        // connection (it would ask all 1,000 otherwise).
+        assert_eq!((client.dirty, server.dirty), (0, 0));
+        let h = ConnectionHandle(900);
+        client.connection_mut(h).unwrap().send(0, b"hello").unwrap();
+        // The only change is the application's: the endpoint still finds
+        // the packet, and only that one.
+        let sent = pump(&mut client, &mut server, now, &mut rng, None);
+        assert_eq!(sent, [h]);
+        let mut got = [0u8; 16];
+        let s = server
+            .handles()
+            .find(|&s| {
+                server.connection(s).unwrap().remote_id()
+                    == client.connection(h).unwrap().local_id()
+            })
+            .unwrap();
+        let n = server.connection_mut(s).unwrap().recv(0, &mut got).unwrap();
+        assert_eq!(&got[..n.unwrap()], b"hello");
+    }
+
+    #[test]
+    fn the_timer_of_one_connection_among_a_thousand_fires() {
+        let mut rng = ChaCha20Rng::from_seed([2; 32]);
+        let (mut client, mut server, now) = established(1000, &mut rng);
+        assert_eq!(client.poll_timeout(), brute_timeout(&client));
+        let h = ConnectionHandle(900);
+        let later = now + Duration::from_secs(5);
+        // Every timer left from the handshakes runs out first.
+        loop {
+            let next = [client.poll_timeout(), server.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
+                .filter(|&t| t <= later);
+            let Some(t) = next else { break };
+            client.handle_timeout(t);
+            server.handle_timeout(t);
+            pump(&mut client, &mut server, t, &mut rng, None);
+        }
+        client.connection_mut(h).unwrap().send(0, b"lost").unwrap();
+        // The datagram is lost: only connection 900 has a probe timer, the
+        // earliest deadline of all.
+        let sent = pump(&mut client, &mut server, later, &mut rng, Some(h));
+        assert_eq!(sent, [h]);
+        let at = client.poll_timeout().unwrap();
+        assert_eq!(Some(at), client.connection(h).unwrap().poll_timeout());
+        assert_eq!(Some(at), brute_timeout(&client));
+        let before = client.connection(h).unwrap().stats().retransmissions;
+        client.handle_timeout(at);
+        let sent = pump(&mut client, &mut server, at, &mut rng, None);
+        assert!(sent.iter().all(|&s| s == h) && !sent.is_empty(), "{sent:?}");
+        assert!(client.connection(h).unwrap().stats().retransmissions > before);
+        let mut got = [0u8; 16];
+        let s = server
+            .handles()
+            .find(|&s| {
+                server.connection(s).unwrap().remote_id()
+                    == client.connection(h).unwrap().local_id()
+            })
+            .unwrap();
+        let n = server.connection_mut(s).unwrap().recv(0, &mut got).unwrap();
+        assert_eq!(&got[..n.unwrap()], b"lost");
+        assert_eq!(client.poll_timeout(), brute_timeout(&client));
+    }
+
+    #[test]
+    fn the_cached_deadlines_match_every_connection_through_random_work() {
+        let mut rng = ChaCha20Rng::from_seed([3; 32]);
+        let (mut client, mut server, mut now) = established(150, &mut rng);
+        let mut pick = ChaCha20Rng::from_seed([4; 32]);
+        let mut closed = 0;
+        for step in 0..400 {
+            let h = ConnectionHandle(pick.next_u32() as usize % 150);
+            match pick.next_u32() % 6 {
+                0 | 1 => {
+                    if let Some(c) = client.connection_mut(h) {
+                        let _ = c.send(0, b"data");
+                    }
+                }
+                2 => {
+                    // Jump to the next deadline (any side) and handle it.
+                    let next = [client.poll_timeout(), server.poll_timeout()]
+                        .into_iter()
+                        .flatten()
+                        .min();
+                    if let Some(t) = next {
+                        now = now.max(t);
+                    }
+                    client.handle_timeout(now);
+                    server.handle_timeout(now);
+                }
+                3 if closed < 20 => {
+                    if let Some(c) = client.connection_mut(h) {
+                        c.close(now, 0, "bye");
+                        closed += 1;
+                    }
+                }
+                _ => now = now + Duration::from_millis(u64::from(pick.next_u32() % 500)),
+            }
+            assert_eq!(client.poll_timeout(), brute_timeout(&client), "step {step}");
+            let lose = (pick.next_u32() % 4 == 0).then_some(h);
+            pump(&mut client, &mut server, now, &mut rng, lose);
+            assert_eq!(client.poll_timeout(), brute_timeout(&client), "step {step}");
+            assert_eq!(server.poll_timeout(), brute_timeout(&server), "step {step}");
+            assert_eq!(client.len(), client.handles().count());
+            assert_eq!(server.len(), server.handles().count());
+            // Nothing is left unsent: every connection says so itself.
+            for h in client.handles().collect::<Vec<_>>() {
+                let c = client.connection_mut(h).unwrap();
+                assert!(c.poll_transmit(now, &mut [0u8; 1500]).unwrap().is_none());
+            }
+        }
+        assert!(client.len() < 150, "some connections closed and were freed");
+    }
+
+    #[test]
+    fn array_slots_keep_their_bookkeeping_inline() {
+        let mut rng = ChaCha20Rng::from_seed([5; 32]);
+        let mut ep = crate::ConstrainedEndpoint::<3>::new(EndpointConfig::client(config()));
+        let now = Instant::from_millis(5);
+        for _ in 0..3 {
+            ep.connect(now, server_addr(), &Credentials::default(), &mut rng)
+                .unwrap();
+        }
+        assert!(
+            ep.connect(now, server_addr(), &Credentials::default(), &mut rng)
+                .is_err()
+        );
+        assert_eq!(ep.len(), 3);
+        let mut buf = [0u8; 1500];
+        let mut sent = Vec::new();
+        while let Some((h, _)) = ep.poll_transmit(now, &mut buf).unwrap() {
+            sent.push(h.unwrap().0);
+        }
+        assert_eq!(sent, [0, 1, 2]);
+        let want = (0..3)
+            .filter_map(|i| ep.connection(ConnectionHandle(i))?.poll_timeout())
+            .min();
+        assert_eq!(ep.poll_timeout(), want);
+        // The handshake retransmission timers fire for all three.
+        ep.handle_timeout(want.unwrap());
+        let mut again = Vec::new();
+        while let Some((h, _)) = ep.poll_transmit(want.unwrap(), &mut buf).unwrap() {
+            again.push(h.unwrap().0);
+        }
+        assert_eq!(again, [0, 1, 2]);
     }
 }

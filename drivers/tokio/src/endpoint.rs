@@ -1,24 +1,15 @@
 //! The application's handle to an endpoint: a UDP socket and every
 //! connection on it.
 
-use crate::command::Command;
-use crate::connection::Connection;
-use crate::driver::Driver;
-use crate::error::Error;
-use rand::SeedableRng;
-use rand::rngs::{StdRng, SysRng};
+use crate::socket::{TokioTcp, TokioTimer, TokioUdp};
+use crate::{Connection, EndpointStats, Error};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use tern::crypto::{CryptoProvider, RustCrypto};
+use tern::Config;
+use tern::Credentials;
 use tern::endpoint::EndpointConfig;
-use tern::{Config, Credentials, ServiceEndpoint};
-use tokio::sync::{mpsc, oneshot};
-use tracing::Instrument;
-
-/// Kernel buffer asked for each way on sockets the endpoint binds.
-const SOCKET_BUFFER: usize = 2 * 1024 * 1024;
+use tern_driver::{TcpTransport, UdpTransport};
 
 /// A UDP socket serving any number of Tern connections, as a server, a
 /// client, or both.
@@ -33,39 +24,13 @@ const SOCKET_BUFFER: usize = 2 * 1024 * 1024;
 /// task closes what is left gracefully and stops.
 #[derive(Clone)]
 pub struct Endpoint {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    tx: mpsc::UnboundedSender<Command>,
-    local_addr: SocketAddr,
-    /// The static key `connect` authenticates this side with.
-    client_creds: Credentials,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        let _ = self.tx.send(Command::EndpointDropped);
-    }
+    inner: tern_driver::Endpoint,
 }
 
 impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Endpoint")
-            .field("local_addr", &self.inner.local_addr)
-            .finish()
+        self.inner.fmt(f)
     }
-}
-
-/// Endpoint counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EndpointStats {
-    /// The state machine's counters: accepted, refused, dropped by reason.
-    pub core: tern::endpoint::EndpointStats,
-    /// Connections held now (handshaking, open or closing).
-    pub connections: usize,
-    /// The socket's address.
-    pub local_addr: SocketAddr,
 }
 
 impl Endpoint {
@@ -75,22 +40,7 @@ impl Endpoint {
     ///
     /// Must be called within a tokio runtime (with I/O and time enabled).
     pub fn bind(addr: SocketAddr, config: EndpointConfig) -> io::Result<Endpoint> {
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::DGRAM,
-            Some(socket2::Protocol::UDP),
-        )?;
-        if addr.is_ipv6() {
-            // Dual-stack where the system allows it.
-            let _ = socket.set_only_v6(false);
-        }
-        // Room for bursts (many handshakes at once): a short kernel buffer
-        // drops datagrams that the protocol must then recover. Best effort:
-        // the system caps it (net.core.rmem_max).
-        let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-        let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
-        socket.bind(&addr.into())?;
-        Self::from_socket(socket.into(), config)
+        Self::from_socket(tern_driver::bind_udp(addr)?, config)
     }
 
     /// A client endpoint on `bind_addr` (port 0 for any), every
@@ -107,47 +57,93 @@ impl Endpoint {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| io::Error::other(format!("tern-tokio needs a tokio runtime: {e}")))?;
         socket.set_nonblocking(true)?;
-        let socket = {
-            let _guard = runtime.enter();
-            crate::socket::Socket::new(tokio::net::UdpSocket::from_std(socket)?)?
-        };
-        let local_addr = socket.local_addr()?;
-        let mut rng = StdRng::try_from_rng(&mut SysRng).map_err(io::Error::other)?;
-        let mut client_key = [0u8; 32];
-        rand::Rng::fill_bytes(&mut rng, &mut client_key);
-        let (tx, rx) = mpsc::unbounded_channel();
-        let driver = Driver::new(
-            socket,
-            ServiceEndpoint::new(config),
-            rng,
-            rx,
-            tx.downgrade(),
+        let _guard = runtime.enter();
+        let transport = UdpTransport::new(TokioUdp(tokio::net::UdpSocket::from_std(socket)?))?;
+        let (inner, driver) = tern_driver::Endpoint::start(transport, TokioTimer::new(), config)?;
+        runtime.spawn(driver);
+        Ok(Endpoint { inner })
+    }
+
+    /// Like [`from_socket`](Self::from_socket) with the crypto provider
+    /// `P` instead of the driver's own (ring): for benchmarks comparing
+    /// providers; not a stable interface.
+    #[doc(hidden)]
+    pub fn from_socket_with_provider<P>(
+        socket: std::net::UdpSocket,
+        config: EndpointConfig,
+    ) -> io::Result<Endpoint>
+    where
+        P: tern::crypto::CryptoProvider<Aead: Send> + Clone + Default + Send + 'static,
+    {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| io::Error::other(format!("tern-tokio needs a tokio runtime: {e}")))?;
+        socket.set_nonblocking(true)?;
+        let _guard = runtime.enter();
+        let transport = UdpTransport::new(TokioUdp(tokio::net::UdpSocket::from_std(socket)?))?;
+        let (inner, driver) = tern_driver::Endpoint::start_with_provider::<_, _, P>(
+            transport,
+            TokioTimer::new(),
+            config,
         )?;
-        let span = tracing::info_span!("tern_endpoint", local = %local_addr);
-        runtime.spawn(driver.run().instrument(span));
-        Ok(Endpoint {
-            inner: Arc::new(Inner {
-                tx,
-                local_addr,
-                client_creds: Credentials {
-                    private_key: Some(client_key),
-                    ..Credentials::default()
-                },
-            }),
-        })
+        runtime.spawn(driver);
+        Ok(Endpoint { inner })
+    }
+
+    /// Listens for TCP streams on `addr` and starts the endpoint's task:
+    /// the same endpoint as [`bind`](Self::bind), with every packet framed
+    /// on a stream per peer (`tern::stream`, `spec/tcp.md`). It can also
+    /// [`connect`](Self::connect), over TCP.
+    ///
+    /// Must be called within a tokio runtime (with I/O and time enabled).
+    pub fn bind_tcp(addr: SocketAddr, config: EndpointConfig) -> io::Result<Endpoint> {
+        let listener = tern_driver::bind_tcp(addr)?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| io::Error::other(format!("tern-tokio needs a tokio runtime: {e}")))?;
+        let _guard = runtime.enter();
+        let local = listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        Self::start_tcp(Some(listener), local, config)
+    }
+
+    /// A client endpoint whose connections each open a TCP stream to
+    /// their server: the TCP counterpart of [`client`](Self::client).
+    /// Its [`local_addr`](Self::local_addr) is the unspecified address
+    /// (each stream has its own).
+    pub fn client_tcp(config: Config) -> io::Result<Endpoint> {
+        let local = SocketAddr::from(([0, 0, 0, 0], 0));
+        Self::start_tcp(None, local, EndpointConfig::client(config))
+    }
+
+    fn start_tcp(
+        listener: Option<tokio::net::TcpListener>,
+        local: SocketAddr,
+        config: EndpointConfig,
+    ) -> io::Result<Endpoint> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| io::Error::other(format!("tern-tokio needs a tokio runtime: {e}")))?;
+        let _guard = runtime.enter();
+        let transport = TcpTransport::<TokioTcp>::new(
+            listener,
+            local,
+            config.max_connections.saturating_mul(2).max(16),
+            config.connection.max_packet_size,
+            config.connection.handshake_timeout,
+        );
+        let (inner, driver) = tern_driver::Endpoint::start(transport, TokioTimer::new(), config)?;
+        runtime.spawn(driver);
+        Ok(Endpoint { inner })
     }
 
     /// The socket's local address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.inner.local_addr
+        self.inner.local_addr()
     }
 
     /// The public key `connect` authenticates this endpoint with (patterns
     /// IK and XX): a random static key made when the endpoint started. Use
     /// [`connect_with`](Self::connect_with) to present a lasting identity.
     pub fn client_public_key(&self) -> [u8; 32] {
-        let k = self.inner.client_creds.private_key.unwrap_or_default();
-        RustCrypto.x25519_base(&k)
+        self.inner.client_public_key()
     }
 
     /// Connects to the server at `addr` whose static public key is
@@ -160,9 +156,7 @@ impl Endpoint {
         addr: SocketAddr,
         server_public_key: [u8; 32],
     ) -> Result<Connection, Error> {
-        let mut creds = self.inner.client_creds.clone();
-        creds.remote_public_key = Some(server_public_key);
-        self.connect_with(addr, creds).await
+        self.inner.connect(addr, server_public_key).await
     }
 
     /// Like [`connect`](Self::connect) with every key given: this side's
@@ -172,29 +166,19 @@ impl Endpoint {
         addr: SocketAddr,
         creds: Credentials,
     ) -> Result<Connection, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Connect {
-            peer: addr,
-            creds: Box::new(creds),
-            reply,
-        })?;
-        answer.await.map_err(|_| Error::EndpointClosed)?
+        self.inner.connect_with(addr, creds).await
     }
 
     /// The next connection a client opened to this endpoint, once its
     /// handshake is done; `None` when the endpoint is shutting down.
     /// Cancel-safe.
     pub async fn accept(&self) -> Option<Connection> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Accept { reply }).ok()?;
-        answer.await.ok().flatten()
+        self.inner.accept().await
     }
 
     /// Endpoint counters.
     pub async fn stats(&self) -> Result<EndpointStats, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Stats { reply })?;
-        answer.await.map_err(|_| Error::EndpointClosed)
+        self.inner.stats().await
     }
 
     /// Closes every connection gracefully (code
@@ -204,13 +188,6 @@ impl Endpoint {
     /// return `None`; calls on its connections return their close error,
     /// then [`Error::EndpointClosed`].
     pub async fn shutdown(&self) {
-        let (reply, answer) = oneshot::channel();
-        if self.send(Command::Shutdown { reply }).is_ok() {
-            let _ = answer.await;
-        }
-    }
-
-    fn send(&self, c: Command) -> Result<(), Error> {
-        self.inner.tx.send(c).map_err(|_| Error::EndpointClosed)
+        self.inner.shutdown().await
     }
 }

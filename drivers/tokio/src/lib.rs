@@ -1,11 +1,13 @@
-//! Tern on tokio: secure, reliable sessions over UDP for services.
+//! Tern on tokio: secure, reliable sessions over UDP or TCP for services.
 //!
 //! An [`Endpoint`] is a UDP socket with any number of connections on it.
 //! One tokio task per endpoint owns the socket, the sans-IO state machine
 //! ([`tern::ServiceEndpoint`]) and its timer, and drives every connection
 //! through Tern's five-call contract; the [`Endpoint`] and [`Connection`]
 //! handles send it requests. There is no task per connection or per
-//! packet.
+//! packet. Its cryptography is `tern-ring`'s `RingCrypto` (ring's AEADs,
+//! SHA-2 and HMAC), byte for byte compatible with Tern's default
+//! `RustCrypto`, which peers such as embedded clients may use.
 //!
 //! # Quick start
 //!
@@ -61,6 +63,16 @@
 //!   [`Endpoint::shutdown`] closes everything and waits, within a bound.
 //! - **Logging**: `tracing` spans and events for the endpoint, each
 //!   connection's lifecycle and errors (install any subscriber).
+//! - **Reconnecting**: [`ReconnectingClient`] keeps one client connection
+//!   up. When it ends with a socket, timeout or peer-close error, it
+//!   connects again after a wait that grows by a multiplier up to a cap,
+//!   with jitter, giving up after an optional number of attempts
+//!   ([`ReconnectConfig`]). Every attempt is reported as a
+//!   [`ReconnectEvent`] (Waiting, Connecting, AttemptFailed, Connected,
+//!   Disconnected, GaveUp) and a `tracing` event; while it reconnects,
+//!   its `send` and `recv` return [`ReconnectError::Reconnecting`] rather
+//!   than buffer, and [`ReconnectingClient::wait_connected`] waits for the
+//!   next connection.
 //!
 //! # Transport
 //!
@@ -69,26 +81,36 @@
 //! destination sent as one segmented write (GSO), falling back to one
 //! packet per call where the OS offers neither. Sockets bound by the
 //! endpoint ask for 2 MiB kernel buffers, so bursts (many handshakes at
-//! once) are not dropped. TCP with length-prefixed packets is a later step
-//! (it needs the framing codec in `tern` first).
+//! once) are not dropped.
+//!
+//! TCP is one line away: [`Endpoint::bind_tcp`] listens for streams and
+//! [`Endpoint::client_tcp`] opens one stream per connection, with the same
+//! API and behaviour. Every packet is framed with its 2-byte length
+//! (`tern::stream`, `spec/tcp.md`); each stream is one peer address of the
+//! same state machine. A framing error or the end of a stream closes that
+//! stream; its sessions end as sessions whose peer went silent (a typed
+//! timeout), never as a clean close. A stream is closed once no session
+//! uses it, after everything queued for it was written.
+//!
+//! # Shared core
+//!
+//! The endpoint loop, [`Connection`], [`Error`] and the statistics are
+//! `tern-driver`'s, shared with `tern-smol`; this crate is tokio's
+//! sockets, timer and spawning. A `Connection` talks to its endpoint over
+//! runtime-agnostic channels, so it can be used from any executor.
 //!
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod clock;
-mod command;
-mod conn_state;
-mod connection;
-mod driver;
 mod endpoint;
-mod error;
+pub mod reconnect;
 mod socket;
-mod stats;
 
-pub use connection::Connection;
-pub use endpoint::{Endpoint, EndpointStats};
-pub use error::{Error, SendError};
-pub use stats::Stats;
+pub use endpoint::Endpoint;
+pub use reconnect::{
+    ReconnectConfig, ReconnectError, ReconnectEvent, ReconnectState, ReconnectingClient,
+};
+pub use tern_driver::{Connection, EndpointStats, Error, SendError, Stats};
 
 pub use tern::connection::code;
 pub use tern::endpoint::EndpointConfig;

@@ -1,139 +1,204 @@
-//! The endpoint's UDP socket, with batched system calls where the OS offers
-//! them: `quinn-udp` receives many datagrams per call (`recvmmsg`, and GRO
-//! coalescing on Linux) and sends runs of equal-size packets to one
-//! destination as one segmented write (GSO). Where they are missing,
-//! `quinn-udp` reports one segment and one datagram per call, and this
-//! module sends packets one by one.
+//! tokio's part of the driver: a UDP socket's readiness and a timer on
+//! tokio's clock (so paused test time works too).
 
-use quinn_udp::{BATCH_SIZE, RecvMeta, Transmit, UdpSocketState};
-use std::io::{self, IoSliceMut};
+use quinn_udp::UdpSockRef;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tern_driver::{Timer, UdpIo};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
+use tokio::time::{Instant as TokioInstant, Sleep};
 
-/// Bytes per receive buffer: a whole datagram, or a GRO run of them.
-const RECV_CHUNK: usize = 64 * 1024;
-/// Receive buffers per system call.
-const RECV_BUFS: usize = if BATCH_SIZE < 4 { BATCH_SIZE } else { 4 };
-/// Most bytes in one segmented send (the UDP length limit).
-const MAX_GSO_BYTES: usize = 65_000;
+/// A tokio UDP socket for [`tern_driver::UdpTransport`].
+pub(crate) struct TokioUdp(pub(crate) UdpSocket);
 
-pub(crate) struct Socket {
-    io: UdpSocket,
-    state: UdpSocketState,
-    recv_buf: Vec<u8>,
-    meta: [RecvMeta; RECV_BUFS],
-}
-
-impl Socket {
-    pub(crate) fn new(io: UdpSocket) -> io::Result<Self> {
-        let state = UdpSocketState::new((&io).into())?;
-        Ok(Socket {
-            io,
-            state,
-            recv_buf: vec![0; RECV_CHUNK * RECV_BUFS],
-            meta: [RecvMeta::default(); RECV_BUFS],
-        })
+impl UdpIo for TokioUdp {
+    fn sock_ref(&self) -> UdpSockRef<'_> {
+        (&self.0).into()
     }
 
-    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.local_addr()
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
     }
 
-    /// Most packets one send may carry.
-    pub(crate) fn max_segments(&self) -> usize {
-        self.state.max_gso_segments().max(1)
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_recv_ready(cx)
     }
 
-    /// Waits for datagrams and receives a batch; returns how many buffers
-    /// were filled (see [`datagram`](Self::datagram)). Cancel-safe.
-    pub(crate) async fn recv(&mut self) -> io::Result<usize> {
-        loop {
-            self.io.readable().await?;
-            match self.try_recv() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return r,
-            }
-        }
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_send_ready(cx)
     }
 
-    /// Receives a batch if one is waiting (`WouldBlock` otherwise).
-    pub(crate) fn try_recv(&mut self) -> io::Result<usize> {
-        let mut chunks = self.recv_buf.chunks_mut(RECV_CHUNK);
-        let mut bufs: [IoSliceMut<'_>; RECV_BUFS] =
-            std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
-        let (state, io, meta) = (&self.state, &self.io, &mut self.meta);
-        io.try_io(Interest::READABLE, || {
-            state.recv(io.into(), &mut bufs, meta)
-        })
-    }
-
-    /// Where buffer `i` of the last batch came from, its length, and the
-    /// size of each datagram in it (GRO puts several in one buffer).
-    pub(crate) fn meta(&self, i: usize) -> (SocketAddr, usize, usize) {
-        let m = &self.meta[i];
-        (m.addr, m.len.min(RECV_CHUNK), m.stride.max(1))
-    }
-
-    /// The bytes of buffer `i`, from `start` for `len` bytes.
-    pub(crate) fn datagram(&mut self, i: usize, start: usize, len: usize) -> &mut [u8] {
-        &mut self.recv_buf[i * RECV_CHUNK..][start..start + len]
-    }
-
-    /// Sends `count` packets of `segment` bytes each (the last may be
-    /// shorter) held back to back in `buf`, to `to`. Falls back to one
-    /// packet per call if the segmented send fails. Errors other than a
-    /// full socket buffer lose the packets (the protocol recovers) and are
-    /// returned for logging only after every packet was tried.
-    pub(crate) async fn send(
-        &self,
-        to: SocketAddr,
-        buf: &[u8],
-        segment: usize,
-        count: usize,
-    ) -> io::Result<()> {
-        if count > 1 {
-            let t = Transmit {
-                destination: to,
-                ecn: None,
-                contents: buf,
-                segment_size: Some(segment),
-                src_ip: None,
-            };
-            if self.send_one(&t).await.is_ok() {
-                return Ok(());
-            }
-        }
-        let mut last = Ok(());
-        for pkt in buf.chunks(segment.max(1)) {
-            let t = Transmit {
-                destination: to,
-                ecn: None,
-                contents: pkt,
-                segment_size: None,
-                src_ip: None,
-            };
-            if let Err(e) = self.send_one(&t).await {
-                last = Err(e);
-            }
-        }
-        last
-    }
-
-    async fn send_one(&self, t: &Transmit<'_>) -> io::Result<()> {
-        loop {
-            self.io.writable().await?;
-            match self.io.try_io(Interest::WRITABLE, || {
-                self.state.try_send((&self.io).into(), t)
-            }) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return r,
-            }
-        }
+    fn try_io<R>(&self, write: bool, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        let interest = if write {
+            Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        self.0.try_io(interest, op)
     }
 }
 
-/// How many packets of `segment` bytes one segmented send may carry.
-pub(crate) fn batch_limit(max_segments: usize, segment: usize) -> usize {
-    max_segments.min(MAX_GSO_BYTES / segment.max(1)).max(1)
+/// tokio's sleep, re-armed in place.
+pub(crate) struct TokioTimer(Pin<Box<Sleep>>);
+
+impl TokioTimer {
+    pub(crate) fn new() -> Self {
+        TokioTimer(Box::pin(tokio::time::sleep_until(TokioInstant::now())))
+    }
+}
+
+impl Timer for TokioTimer {
+    fn now(&self) -> Instant {
+        TokioInstant::now().into_std()
+    }
+
+    fn reset(&mut self, at: Instant) {
+        self.0.as_mut().reset(TokioInstant::from_std(at));
+    }
+
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+/// tokio's TCP for [`tern_driver::TcpTransport`].
+pub(crate) struct TokioTcp;
+
+/// A tokio TCP stream, read and written through `&self`.
+pub(crate) struct TokioStream(tokio::net::TcpStream);
+
+impl tern_driver::TcpIo for TokioStream {
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        socket2::SockRef::from(&self.0).shutdown(std::net::Shutdown::Write)
+    }
+}
+
+impl tern_driver::TcpRuntime for TokioTcp {
+    type Stream = TokioStream;
+    type Listener = tokio::net::TcpListener;
+
+    fn poll_accept(
+        listener: &Self::Listener,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(Self::Stream, SocketAddr)>> {
+        listener.poll_accept(cx).map_ok(|(s, a)| {
+            let _ = s.set_nodelay(true);
+            (TokioStream(s), a)
+        })
+    }
+
+    async fn connect(addr: SocketAddr) -> io::Result<Self::Stream> {
+        let s = tokio::net::TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        Ok(TokioStream(s))
+    }
+
+    fn spawn(task: impl Future<Output = ()> + Send + 'static) {
+        tokio::spawn(task);
+    }
+
+    fn sleep(d: std::time::Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_timer_follows_tokio_time() {
+        let mut t = TokioTimer::new();
+        let start = t.now();
+        t.reset(start + Duration::from_millis(1500));
+        std::future::poll_fn(|cx| t.poll_expired(cx)).await;
+        // Paused time jumped to the deadline, not past it by much.
+        let took = t.now().duration_since(start);
+        assert!(took >= Duration::from_millis(1500), "{took:?}");
+        assert!(took < Duration::from_millis(1600), "{took:?}");
+    }
+}
+
+#[cfg(test)]
+mod tcp_tests {
+    use super::TokioTcp;
+    use std::future::poll_fn;
+    use std::io::{Read, Write};
+    use std::net::SocketAddr;
+    use std::time::Duration;
+    use tern_driver::{TcpTransport, Transport};
+
+    /// The TCP transport on the wire: a transmit opens a stream and writes
+    /// the packet framed; packets framed by the peer come in with its
+    /// address; once no session uses the peer, the stream is closed after
+    /// everything queued was written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_on_the_wire_and_closes_once_released() {
+        let raw = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = raw.local_addr().unwrap();
+        let local: SocketAddr = "0.0.0.0:0".parse().unwrap();
+        let mut t = TcpTransport::<TokioTcp>::new(None, local, 4, 1452, Duration::from_secs(5));
+        assert_eq!(t.max_segments(), 1);
+
+        // Two packets queued before the stream is even connected.
+        t.send(addr, b"first", 5, 1).await.unwrap();
+        t.send(addr, b"second!", 7, 1).await.unwrap();
+        let peer = tokio::task::spawn_blocking(move || {
+            let (mut s, _) = raw.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = [0u8; 16];
+            s.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"\x00\x05first\x00\x07second!");
+            // A frame back, then wait for the transport to close.
+            s.write_all(b"\x00\x03abc").unwrap();
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest).unwrap();
+            rest
+        });
+
+        let n = tokio::time::timeout(Duration::from_secs(5), poll_fn(|cx| t.poll_recv(cx)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 1);
+        let (from, len, _) = t.meta(0);
+        assert_eq!((from, len), (addr, 3));
+        assert_eq!(t.packet(0, 0, 3), b"abc");
+
+        // A last packet, then no session uses the peer: it is written, and
+        // the stream ends.
+        t.send(addr, b"bye", 3, 1).await.unwrap();
+        t.peer_gone(addr);
+        let rest = tokio::time::timeout(Duration::from_secs(5), peer)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rest, b"\x00\x03bye");
+    }
 }

@@ -33,6 +33,9 @@ pub struct RecvChannel<B: ByteStore> {
     contiguous: u64,
     /// No message end lies in `[base, scanned)`.
     scanned: u64,
+    /// No received bit is set at or beyond `marked` (in-order data sets
+    /// none, so reads of it have none to clear).
+    marked: u64,
     /// Highest offset received (for connection-level accounting).
     highest: u64,
     /// Credit advertised to the peer: data must lie below it.
@@ -58,6 +61,7 @@ impl<B: ByteStore> RecvChannel<B> {
             base: 0,
             contiguous: 0,
             scanned: 0,
+            marked: 0,
             highest: 0,
             max_data: window as u64,
             max_message: max_message.min(window) as u64,
@@ -135,9 +139,20 @@ impl<B: ByteStore> RecvChannel<B> {
                 let _ = self.store.bytes_mut();
             }
             ring_write_window(&mut self.store, self.window, start, &data[skip..]);
-            self.set_bits(0, start, end, true);
+            // The received bitmap is only ever read in `[contiguous,
+            // highest)`: a fragment that joins the received prefix needs
+            // no bits (the common, in-order case). Reads clear the bits of
+            // what they consume either way.
+            if start > self.contiguous {
+                self.set_bits(0, start, end, true);
+                self.marked = self.marked.max(end);
+            }
         }
-        if fin && end > self.base {
+        // An end inside what `peek_len` already scanned (the peer moving a
+        // message boundary it sent before) would be skipped by every scan
+        // anyway: leaving it out keeps every end bit at or beyond
+        // `scanned`, so a read clears only its message's own end bit.
+        if fin && end > self.scanned.max(self.base) {
             self.set_bits(1, end - 1, end, true);
         }
         let grew = end.saturating_sub(self.highest);
@@ -193,8 +208,12 @@ impl<B: ByteStore> RecvChannel<B> {
         }
         ring_read_window(&self.store, self.window, self.base, &mut out[..len]);
         let end = self.base + len as u64;
-        self.set_bits(0, self.base, end, false);
-        self.set_bits(1, self.base, end, false);
+        if self.base < self.marked {
+            self.set_bits(0, self.base, end.min(self.marked), false);
+        }
+        // No end bit lies in `[base, end - 1)`: the scan found `end - 1`
+        // first, and none is ever set behind `scanned` (see `insert`).
+        self.set_bits(1, end - 1, end, false);
         self.base = end;
         self.scanned = end;
         Some(Ok(len))

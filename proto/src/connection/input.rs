@@ -22,6 +22,11 @@ use rand_core::CryptoRng;
 /// The Noise prologue: binds the handshake to Tern and its version.
 pub(crate) const PROLOGUE: [u8; 5] = [b't', b'e', b'r', b'n', VERSION];
 
+/// Frames of a received packet kept from the validating pass for the
+/// applying pass (about 50 bytes of stack each); further frames are
+/// decoded a second time.
+const KEPT_FRAMES: usize = 8;
+
 /// Builds `Noise_<pattern>_25519_<cipher>_<hash>` without allocating.
 pub(crate) fn noise_params(
     pattern: HandshakePattern,
@@ -442,9 +447,20 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         // processed whole or dropped unacknowledged. MESSAGE frames are
         // checked against the limits in the same pass; a malformed frame
         // anywhere still takes precedence over a limit broken before it.
+        //
+        // The first frames are kept as decoded, so the second pass applies
+        // them without decoding again; a packet with more frames than that
+        // decodes the rest again from where the kept ones end.
         let mut eliciting = false;
         let mut limits = Ok(());
-        for f in FrameDecoder::new(plain) {
+        let mut kept: heapless::Vec<Frame<'_>, KEPT_FRAMES> = heapless::Vec::new();
+        let mut rest_at = None;
+        let mut frames = FrameDecoder::new(plain);
+        loop {
+            let at = frames.position();
+            let Some(f) = frames.next() else {
+                break;
+            };
             let Ok(f) = f else {
                 self.replay.mark(pn);
                 self.violation(now, code::PROTOCOL_VIOLATION, "malformed frame");
@@ -453,6 +469,9 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             eliciting |= f.is_ack_eliciting();
             if let (Ok(()), Frame::Message(m)) = (limits, &f) {
                 limits = self.precheck_message(m.channel, m.offset, m.data.len());
+            }
+            if rest_at.is_none() && kept.push(f).is_err() {
+                rest_at = Some(at);
             }
         }
         if let Err(reason) = limits {
@@ -499,7 +518,8 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             }
         }
         // Copy out the frames' effects; the plaintext borrows `data`.
-        for f in FrameDecoder::new(plain).flatten() {
+        let rest = rest_at.map_or(&[][..], |at| &plain[at..]);
+        for f in kept.into_iter().chain(FrameDecoder::new(rest).flatten()) {
             self.apply(now, f);
             if self.state == State::Closed {
                 break;

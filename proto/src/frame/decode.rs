@@ -133,8 +133,81 @@ fn expect_items(items: u64, expected: u64) -> Result<(), FrameError> {
     }
 }
 
+/// The argument of the CBOR head of major type `major` at `input[pos..]`,
+/// if it is in shortest form, and the head's length. `None` for anything
+/// else (another type, a longer form, indefinite, truncated).
+#[inline]
+fn shortest_head(input: &[u8], pos: usize, major: u8) -> Option<(u64, usize)> {
+    let b = *input.get(pos)?;
+    if b >> 5 != major {
+        return None;
+    }
+    let arg = |n: usize| -> Option<u64> {
+        let bytes = input.get(pos + 1..pos + 1 + n)?;
+        Some(bytes.iter().fold(0u64, |v, &x| (v << 8) | u64::from(x)))
+    };
+    let (v, len) = match b & 0x1f {
+        info @ 0..=23 => (u64::from(info), 1),
+        24 => (arg(1)?, 2),
+        25 => (arg(2)?, 3),
+        26 => (arg(4)?, 5),
+        27 => (arg(8)?, 9),
+        _ => return None,
+    };
+    (cbor::head_len(v) == len).then_some((v, len))
+}
+
+/// A MESSAGE frame at `input[pos..]` in the exact form senders write
+/// (shortest heads throughout), decoded without minicbor: the frame and
+/// the position after it. `None` for anything else, which the general
+/// decoder then handles (and accepts or rejects as it always did): this
+/// accepts a subset of what it accepts, with the same result.
+#[inline]
+fn message_fast(input: &[u8], pos: usize) -> Option<(MessageFrame<'_>, usize)> {
+    // array(5), type 3
+    if input.get(pos..pos + 2)? != [0x85, ty::MESSAGE as u8] {
+        return None;
+    }
+    let mut at = pos + 2;
+    let (channel, n) = shortest_head(input, at, 0)?;
+    let channel = u32::try_from(channel).ok()?;
+    at += n;
+    let (offset, n) = shortest_head(input, at, 0)?;
+    at += n;
+    let fin = match *input.get(at)? {
+        0xf4 => false,
+        0xf5 => true,
+        _ => return None,
+    };
+    at += 1;
+    let (len, n) = shortest_head(input, at, 2)?;
+    at += n;
+    let len = usize::try_from(len).ok()?;
+    let data = input.get(at..at.checked_add(len)?)?;
+    offset.checked_add(u64::try_from(len).ok()?)?;
+    Some((
+        MessageFrame {
+            channel,
+            offset,
+            fin,
+            data,
+        },
+        at + len,
+    ))
+}
+
 /// Decodes one frame at the decoder's position.
 fn decode_frame<'a>(d: &mut Decoder<'a>) -> Result<Frame<'a>, FrameError> {
+    if let Some((m, end)) = message_fast(d.input(), d.position()) {
+        d.set_position(end);
+        return Ok(Frame::Message(m));
+    }
+    decode_general(d)
+}
+
+/// [`decode_frame`] without the MESSAGE fast path: every frame type, every
+/// check.
+fn decode_general<'a>(d: &mut Decoder<'a>) -> Result<Frame<'a>, FrameError> {
     let initial = *d.input().get(d.position()).ok_or(FrameError::Truncated)?;
     if initial == 0x00 {
         d.set_position(d.position() + 1);
@@ -211,4 +284,69 @@ fn decode_frame<'a>(d: &mut Decoder<'a>) -> Result<Frame<'a>, FrameError> {
         other => return Err(FrameError::UnknownFrame(other)),
     };
     Ok(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec;
+
+    /// Whatever the fast path accepts, the general decoder accepts too,
+    /// with the same frame and the same end.
+    fn agrees(input: &[u8]) -> Result<(), TestCaseError> {
+        if let Some((m, end)) = message_fast(input, 0) {
+            let mut d = Decoder::new(input);
+            prop_assert_eq!(decode_general(&mut d), Ok(Frame::Message(m)));
+            prop_assert_eq!(d.position(), end);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn message_fast_path_agrees(
+            tail in proptest::collection::vec(any::<u8>(), 0..40),
+            heads in proptest::collection::vec(
+                prop_oneof![Just(0x18u8), Just(0x19), Just(0x1a), Just(0x1b), Just(0x1c),
+                            Just(0x1f), Just(0x40), Just(0x58), Just(0x59), Just(0x5f),
+                            Just(0xf4), Just(0xf5), Just(0xf6), any::<u8>()],
+                0..6),
+        ) {
+            // Frames that start like a MESSAGE frame, with heads of every
+            // width (shortest or not) and arbitrary bytes after them.
+            let mut input = vec![0x85, 0x03];
+            for (h, t) in heads.iter().zip(tail.chunks(3)) {
+                input.push(*h);
+                input.extend_from_slice(t);
+            }
+            input.extend_from_slice(&tail);
+            agrees(&input)?;
+            for cut in 0..input.len() {
+                agrees(&input[..cut])?;
+            }
+        }
+
+        #[test]
+        fn well_formed_messages_take_the_fast_path(
+            channel in any::<u32>(),
+            offset in prop_oneof![0..30u64, 0..300u64, 0..70_000u64, any::<u64>()],
+            fin in any::<bool>(),
+            data in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let f = Frame::Message(MessageFrame { channel, offset, fin, data: &data });
+            let mut buf = vec![0u8; 400];
+            let Ok(n) = f.encode(&mut buf) else {
+                return Ok(());
+            };
+            if offset.checked_add(data.len() as u64).is_none() {
+                prop_assert!(message_fast(&buf[..n], 0).is_none());
+                return Ok(());
+            }
+            let (m, end) = message_fast(&buf[..n], 0).expect("fast path");
+            prop_assert_eq!(Frame::Message(m), f);
+            prop_assert_eq!(end, n);
+            agrees(&buf[..n])?;
+        }
+    }
 }

@@ -4,12 +4,12 @@ use crate::command::{Command, ConnOp};
 use crate::error::{Error, SendError};
 use crate::stats::Stats;
 use bytes::Bytes;
+use futures_channel::oneshot;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tern::Side;
-use tokio::sync::{mpsc, oneshot};
 
 /// One Tern session, established. Cheap to clone: clones are handles to
 /// the same connection, so one task can receive while another sends.
@@ -31,7 +31,7 @@ struct Inner {
     id: u64,
     remote: SocketAddr,
     side: Side,
-    tx: mpsc::UnboundedSender<Command>,
+    tx: async_channel::Sender<Command>,
     /// Cleared for a handle that was never given out.
     armed: AtomicBool,
 }
@@ -41,7 +41,7 @@ impl Drop for Inner {
         if !self.armed.load(Ordering::Relaxed) {
             return;
         }
-        let _ = self.tx.send(Command::Conn {
+        let _ = self.tx.try_send(Command::Conn {
             id: self.id,
             op: ConnOp::Release,
         });
@@ -63,7 +63,7 @@ impl Connection {
         id: u64,
         remote: SocketAddr,
         side: Side,
-        tx: mpsc::UnboundedSender<Command>,
+        tx: async_channel::Sender<Command>,
     ) -> Self {
         Connection {
             inner: Arc::new(Inner {
@@ -86,7 +86,7 @@ impl Connection {
         let (reply, answer) = oneshot::channel();
         self.inner
             .tx
-            .send(Command::Conn {
+            .try_send(Command::Conn {
                 id: self.inner.id,
                 op: op(reply),
             })

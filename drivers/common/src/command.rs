@@ -5,9 +5,9 @@ use crate::endpoint::EndpointStats;
 use crate::error::{Error, SendError};
 use crate::stats::Stats;
 use bytes::Bytes;
+use futures_channel::oneshot;
 use std::net::SocketAddr;
 use tern::Credentials;
-use tokio::sync::oneshot;
 
 /// A request to the endpoint task.
 pub(crate) enum Command {

@@ -8,33 +8,61 @@
 
 use crate::clock::Clock;
 use crate::command::{Command, ConnOp};
-use crate::conn_state::{ConnState, Core};
+use crate::conn_state::{ConnState, Core, Provider};
 use crate::connection::Connection;
 use crate::endpoint::EndpointStats;
 use crate::error::Error;
-use crate::socket::{self, Socket};
+use crate::runtime::{Timer, Transport};
+use crate::udp::batch_limit;
+use futures_channel::oneshot;
+use futures_core::Stream;
 use rand::rngs::StdRng;
 use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 use tern::connection::code;
+use tern::endpoint::BoxSlots;
 use tern::endpoint::ConnectionHandle;
-use tern::{Event, ServiceEndpoint, Side};
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant as TokioInstant, Sleep};
+use tern::storage::HeapBytes;
+use tern::{Event, Side};
+use tern_ring::RingCrypto;
 use tracing::{debug, info, trace, warn};
 
 /// Datagrams (or requests) handled before the contract's polling runs.
 const BATCH: usize = 64;
+/// Turns of the loop between two yields to the runtime.
+const YIELD_EVERY: u32 = 32;
 /// Consecutive receive errors after which the socket is taken as broken.
 const MAX_RECV_ERRORS: u32 = 64;
 
 struct Shutdown {
-    deadline: TokioInstant,
+    deadline: Instant,
     waiters: Vec<oneshot::Sender<()>>,
+}
+
+/// Lets the executor run other tasks once (any runtime).
+async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// The current time in Tern's terms.
+fn now<C: Timer>(clock: Clock, timer: &C) -> tern::Instant {
+    clock.to_tern(timer.now())
 }
 
 /// What woke the loop.
@@ -44,16 +72,23 @@ enum Wake {
     Timer,
 }
 
-pub(crate) struct Driver {
-    socket: Socket,
+/// The sans-IO endpoint the loop drives: [`tern::ServiceEndpoint`]'s
+/// sizes (heap buffers, 64 channels, 256 packets in flight) on the crypto
+/// provider `P`, [`RingCrypto`] unless a benchmark asks otherwise.
+pub(crate) type DriverEndpoint<P = RingCrypto> =
+    tern::endpoint::Endpoint<HeapBytes, 64, 256, BoxSlots<Core<P>>, P>;
+
+/// The endpoint loop, over any transport, timer and crypto provider.
+pub(crate) struct Driver<T: Transport, C: Timer, P: Provider = RingCrypto> {
+    socket: T,
     local_addr: SocketAddr,
-    ep: ServiceEndpoint,
+    ep: DriverEndpoint<P>,
     rng: StdRng,
     clock: Clock,
-    rx: mpsc::UnboundedReceiver<Command>,
+    rx: Pin<Box<async_channel::Receiver<Command>>>,
     /// To make handles without keeping the channel open ourselves: the
     /// channel closes when the last `Endpoint` and `Connection` are gone.
-    tx: mpsc::WeakUnboundedSender<Command>,
+    tx: async_channel::WeakSender<Command>,
     rx_closed: bool,
     conns: HashMap<u64, ConnState>,
     by_handle: HashMap<ConnectionHandle, u64>,
@@ -67,30 +102,48 @@ pub(crate) struct Driver {
     /// Room for one packet in `tx_buf`.
     tx_slot: usize,
     msg_buf: Vec<u8>,
-    timer: Pin<Box<Sleep>>,
-    timer_at: Option<TokioInstant>,
+    timer: C,
+    timer_at: Option<Instant>,
     recv_errors: u32,
+    /// Peers of connections that ended, to tell the transport once no
+    /// other connection uses them.
+    gone_peers: Vec<SocketAddr>,
+    /// Which of the socket and the command channel is polled first, in
+    /// turn, so neither starves the other.
+    socket_first: bool,
 }
 
-impl Driver {
+impl<T: Transport, C: Timer, P: Provider> Drop for Driver<T, C, P> {
+    /// Requests still queued when the loop stops (or its task is dropped)
+    /// are dropped with it, so their callers get [`Error::EndpointClosed`]
+    /// rather than waiting forever: an `async-channel` keeps its queue
+    /// while any sender lives.
+    fn drop(&mut self) {
+        self.rx.close();
+        while self.rx.try_recv().is_ok() {}
+    }
+}
+
+impl<T: Transport, C: Timer, P: Provider> Driver<T, C, P> {
     pub(crate) fn new(
-        socket: Socket,
-        ep: ServiceEndpoint,
+        socket: T,
+        timer: C,
+        ep: DriverEndpoint<P>,
         rng: StdRng,
-        rx: mpsc::UnboundedReceiver<Command>,
-        tx: mpsc::WeakUnboundedSender<Command>,
-    ) -> io::Result<Self> {
-        let local_addr = socket.local_addr()?;
+        rx: async_channel::Receiver<Command>,
+        tx: async_channel::WeakSender<Command>,
+    ) -> Self {
+        let local_addr = socket.local_addr();
         let cfg = &ep.config().connection;
         let tx_slot = usize::from(cfg.max_packet_size);
-        let batch = socket::batch_limit(socket.max_segments(), tx_slot);
+        let batch = batch_limit(socket.max_segments(), tx_slot);
         let msg_len = cfg.max_message_size as usize;
-        Ok(Driver {
+        Driver {
             socket,
             local_addr,
             rng,
-            clock: Clock::new(),
-            rx,
+            clock: Clock::new(timer.now()),
+            rx: Box::pin(rx),
             tx,
             rx_closed: false,
             conns: HashMap::new(),
@@ -103,11 +156,13 @@ impl Driver {
             tx_buf: vec![0; tx_slot * batch],
             tx_slot,
             msg_buf: vec![0; msg_len.max(1)],
-            timer: Box::pin(tokio::time::sleep_until(TokioInstant::now())),
+            timer,
             timer_at: None,
             recv_errors: 0,
+            gone_peers: Vec::new(),
+            socket_first: true,
             ep,
-        })
+        }
     }
 
     /// Runs until the endpoint is shut down (or orphaned and drained), or
@@ -130,17 +185,20 @@ impl Driver {
     }
 
     async fn run_loop(&mut self) -> io::Result<()> {
+        let mut turns = 0u32;
         loop {
+            turns = turns.wrapping_add(1);
+            if turns.is_multiple_of(YIELD_EVERY) {
+                // A busy endpoint finds work on every turn without waiting:
+                // let the runtime run its other tasks now and then.
+                yield_now().await;
+            }
             self.flush().await?;
             if self.finished() {
                 return Ok(());
             }
             self.arm_timer();
-            let wake = tokio::select! {
-                r = self.socket.recv() => Wake::Datagrams(r),
-                c = self.rx.recv(), if !self.rx_closed => Wake::Command(c),
-                () = &mut self.timer, if self.timer_at.is_some() => Wake::Timer,
-            };
+            let wake = self.wait().await;
             match wake {
                 Wake::Datagrams(r) => {
                     self.on_recv(r)?;
@@ -163,24 +221,48 @@ impl Driver {
                     }
                 }
                 Wake::Timer => {
-                    // A deadline that passed while the loop was busy fires
-                    // at once: `select!` picks among ready branches at
-                    // random, so a busy socket cannot starve the timer.
                     self.timer_at = None;
-                    self.ep.handle_timeout(self.clock.now());
+                    let now = now(self.clock, &self.timer);
+                    self.ep.handle_timeout(now);
                 }
             }
         }
     }
 
+    /// Waits for a datagram, a request or the deadline. A deadline that
+    /// passed while the loop was busy fires first, so a busy socket cannot
+    /// starve the timer; the socket and the requests take turns.
+    async fn wait(&mut self) -> Wake {
+        let socket_first = self.socket_first;
+        self.socket_first = !socket_first;
+        poll_fn(|cx| {
+            if self.timer_at.is_some() && self.timer.poll_expired(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+            for socket_turn in [socket_first, !socket_first] {
+                if socket_turn {
+                    if let Poll::Ready(r) = self.socket.poll_recv(cx) {
+                        return Poll::Ready(Wake::Datagrams(r));
+                    }
+                } else if !self.rx_closed
+                    && let Poll::Ready(c) = self.rx.as_mut().poll_next(cx)
+                {
+                    return Poll::Ready(Wake::Command(c));
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
     fn arm_timer(&mut self) {
-        let mut at = self.ep.poll_timeout().map(|t| self.clock.to_tokio(t));
+        let mut at = self.ep.poll_timeout().map(|t| self.clock.to_std(t));
         if let Some(s) = &self.shutdown {
             at = Some(at.map_or(s.deadline, |t| t.min(s.deadline)));
         }
         if at != self.timer_at {
             if let Some(t) = at {
-                self.timer.as_mut().reset(t);
+                self.timer.reset(t);
             }
             self.timer_at = at;
         }
@@ -195,7 +277,7 @@ impl Driver {
         if self.ep.is_empty() {
             return true;
         }
-        if TokioInstant::now() >= s.deadline {
+        if self.timer.now() >= s.deadline {
             warn!(
                 left = self.ep.len(),
                 "shutdown bound reached before every connection closed"
@@ -221,18 +303,40 @@ impl Driver {
                 break;
             }
         }
+        self.release_peers();
         Ok(())
+    }
+
+    /// Tells the transport which peers no open connection uses any more
+    /// (after the last packets to them were sent).
+    fn release_peers(&mut self) {
+        if self.gone_peers.is_empty() {
+            return;
+        }
+        let mut gone = std::mem::take(&mut self.gone_peers);
+        gone.sort_unstable();
+        gone.dedup();
+        gone.retain(|p| {
+            !self
+                .ep
+                .handles()
+                .filter_map(|h| self.ep.connection(h))
+                .any(|c| !c.is_closed() && c.peer_addr() == *p)
+        });
+        for p in gone {
+            self.socket.peer_gone(p);
+        }
     }
 
     /// Sends every packet the state machine has, batching runs of
     /// equal-size packets to one destination into one segmented send.
     async fn transmit(&mut self) -> io::Result<()> {
-        let max = socket::batch_limit(self.socket.max_segments(), self.tx_slot);
+        let max = batch_limit(self.socket.max_segments(), self.tx_slot);
         // The batch being built: destination, segment size, packets, bytes.
         let mut batch: Option<(SocketAddr, usize, usize)> = None;
         let mut len = 0;
         loop {
-            let now = self.clock.now();
+            let now = now(self.clock, &self.timer);
             let slot = self.tx_slot;
             let polled = self
                 .ep
@@ -311,13 +415,13 @@ impl Driver {
             }
         };
         self.recv_errors = 0;
-        let now = self.clock.now();
+        let now = now(self.clock, &self.timer);
         for i in 0..bufs {
             let (from, len, stride) = self.socket.meta(i);
             let mut start = 0;
             while start < len {
                 let n = stride.min(len - start);
-                let data = self.socket.datagram(i, start, n);
+                let data = self.socket.packet(i, start, n);
                 start += n;
                 match self.ep.handle(now, from, data, &mut self.rng) {
                     Ok(h) => {
@@ -343,11 +447,14 @@ impl Driver {
             // A server connection that never finished its handshake.
             (None, Event::Closed(why)) => {
                 debug!(?h, %why, "half-open connection dropped");
+                if let Some(c) = self.ep.connection(h) {
+                    self.gone_peers.push(c.peer_addr());
+                }
                 return;
             }
             (None, _) => return,
         };
-        let now = self.clock.now();
+        let now = now(self.clock, &self.timer);
         let Some(st) = self.conns.get_mut(&id) else {
             return;
         };
@@ -371,6 +478,8 @@ impl Driver {
                     | tern::ConnectionError::PeerClosed { .. } => info!(%why, "connection closed"),
                     _ => warn!(%why, "connection failed"),
                 }
+                self.gone_peers
+                    .push(core.as_deref().map_or(st.peer, |c| c.peer_addr()));
                 st.on_ended(core, error, now, &mut self.msg_buf);
                 self.by_handle.remove(&h);
                 self.forget_if_unused(id);
@@ -421,7 +530,11 @@ impl Driver {
                     st.handed_out = true;
                     self.release(id);
                     if let Some(c) = h.and_then(|h| self.ep.connection_mut(h)) {
-                        c.close(self.clock.now(), code::SHUTDOWN, "not accepting");
+                        c.close(
+                            now(self.clock, &self.timer),
+                            code::SHUTDOWN,
+                            "not accepting",
+                        );
                     }
                     return;
                 }
@@ -436,7 +549,7 @@ impl Driver {
             let Some(w) = self.accept_waiters.pop_front() else {
                 return;
             };
-            if w.is_closed() {
+            if w.is_canceled() {
                 continue;
             }
             let Some(tx) = self.tx.upgrade() else {
@@ -461,7 +574,7 @@ impl Driver {
     }
 }
 
-impl Driver {
+impl<T: Transport, C: Timer, P: Provider> Driver<T, C, P> {
     // ----- requests from handles -----
 
     fn command(&mut self, c: Command) {
@@ -506,7 +619,7 @@ impl Driver {
             let _ = reply.send(Err(Error::EndpointClosed));
             return;
         }
-        let now = self.clock.now();
+        let now = now(self.clock, &self.timer);
         match self.ep.connect(now, peer, creds, &mut self.rng) {
             Ok(h) => {
                 let id = self.next_id;
@@ -524,12 +637,12 @@ impl Driver {
     }
 
     fn conn_command(&mut self, id: u64, op: ConnOp) {
-        let now = self.clock.now();
+        let now = now(self.clock, &self.timer);
         let Some(st) = self.conns.get_mut(&id) else {
             // Only a late `Release` can get here; the rest hold a handle.
             return;
         };
-        let core: Option<&mut Core> = st.handle.and_then(|h| self.ep.connection_mut(h));
+        let core: Option<&mut Core<P>> = st.handle.and_then(|h| self.ep.connection_mut(h));
         match op {
             ConnOp::OpenChannel(reply) => {
                 let r = match (core, st.closing) {
@@ -591,7 +704,7 @@ impl Driver {
             && let Some(c) = st.handle.and_then(|h| self.ep.connection_mut(h))
         {
             debug!(parent: &st.span, "last handle dropped; closing");
-            c.close(self.clock.now(), code::NO_ERROR, "");
+            c.close(now(self.clock, &self.timer), code::NO_ERROR, "");
         }
         st.start_close(code::NO_ERROR);
         self.forget_if_unused(id);
@@ -627,7 +740,11 @@ impl Driver {
             if let Some(st) = self.conns.get_mut(&id) {
                 st.handed_out = true;
                 if let Some(c) = st.handle.and_then(|h| self.ep.connection_mut(h)) {
-                    c.close(self.clock.now(), code::SHUTDOWN, "not accepting");
+                    c.close(
+                        now(self.clock, &self.timer),
+                        code::SHUTDOWN,
+                        "not accepting",
+                    );
                     st.start_close(code::SHUTDOWN);
                 }
             }
@@ -649,13 +766,13 @@ impl Driver {
         let bound = self.ep.close_bound().max(Duration::from_millis(100));
         info!(connections = self.ep.len(), ?bound, "shutting down");
         self.shutdown = Some(Shutdown {
-            deadline: TokioInstant::now() + bound,
+            deadline: self.timer.now() + bound,
             waiters: Vec::new(),
         });
         self.stop_accepting();
         // Close every connection not closing yet (handshakes included),
         // keeping the code of those already closing.
-        let now = self.clock.now();
+        let now = now(self.clock, &self.timer);
         let handles: Vec<ConnectionHandle> = self.ep.handles().collect();
         for h in handles {
             let st = self.by_handle.get(&h).and_then(|id| self.conns.get_mut(id));
@@ -673,10 +790,10 @@ impl Driver {
 
     /// The endpoint stops: every request still waiting gets `error`.
     fn fail_all(&mut self, error: Error) {
-        let now = self.clock.now();
+        let now = now(self.clock, &self.timer);
         for (_, mut st) in self.conns.drain() {
             if st.ended.is_none() {
-                st.on_ended(None, error.clone(), now, &mut self.msg_buf);
+                st.on_ended::<P>(None, error.clone(), now, &mut self.msg_buf);
             }
         }
         for w in self.accept_waiters.drain(..) {

@@ -10,16 +10,28 @@
 use crate::error::{Error, SendError};
 use crate::stats::Stats;
 use bytes::Bytes;
+use futures_channel::oneshot;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tern::connection::SendError as CoreSendError;
 use tern::endpoint::ConnectionHandle;
 use tern::{ConnectionError, Side};
-use tokio::sync::oneshot;
 
-/// The state machine of one service connection.
-pub(crate) type Core = tern::ServiceConnection;
+/// The crypto providers an endpoint can run on: stateless ones that move
+/// with the loop's task between threads.
+pub(crate) trait Provider:
+    tern::crypto::CryptoProvider<Aead: Send> + Clone + Default + Send + 'static
+{
+}
+impl<P: tern::crypto::CryptoProvider<Aead: Send> + Clone + Default + Send + 'static> Provider
+    for P
+{
+}
+
+/// The state machine of one service connection: [`tern::ServiceConnection`]'s
+/// sizes on the crypto provider `P`.
+pub(crate) type Core<P> = tern::Connection<tern::storage::HeapBytes, 64, 256, P>;
 
 type RecvReply = oneshot::Sender<Result<(u32, Bytes), Error>>;
 
@@ -110,7 +122,7 @@ impl ConnState {
 
     // ----- statistics -----
 
-    pub(crate) fn stats(&self, core: Option<&Core>, now: tern::Instant) -> Stats {
+    pub(crate) fn stats<P: Provider>(&self, core: Option<&Core<P>>, now: tern::Instant) -> Stats {
         if let Some(s) = self.final_stats {
             return s;
         }
@@ -136,9 +148,9 @@ impl ConnState {
     /// Takes the next message for `channel` (any when `None`): from the
     /// stash first, then from the core. Returns where it was, so a failed
     /// hand-over can put it back.
-    fn take_message(
+    fn take_message<P: Provider>(
         &mut self,
-        core: Option<&mut Core>,
+        core: Option<&mut Core<P>>,
         channel: Option<u32>,
         buf: &mut Vec<u8>,
     ) -> Option<(usize, u32, Bytes)> {
@@ -160,10 +172,14 @@ impl ConnState {
 
     /// Hands messages to waiting `recv` calls, in the order they asked;
     /// fails the rest once the connection has ended and nothing is left.
-    pub(crate) fn serve_recv(&mut self, mut core: Option<&mut Core>, buf: &mut Vec<u8>) {
+    pub(crate) fn serve_recv<P: Provider>(
+        &mut self,
+        mut core: Option<&mut Core<P>>,
+        buf: &mut Vec<u8>,
+    ) {
         let mut i = 0;
         while i < self.recv_waiters.len() {
-            if self.recv_waiters[i].1.is_closed() {
+            if self.recv_waiters[i].1.is_canceled() {
                 self.recv_waiters.remove(i);
                 continue;
             }
@@ -192,9 +208,13 @@ impl ConnState {
         self.dgram_waiters.push_back(reply);
     }
 
-    pub(crate) fn serve_datagrams(&mut self, mut core: Option<&mut Core>, buf: &mut Vec<u8>) {
+    pub(crate) fn serve_datagrams<P: Provider>(
+        &mut self,
+        mut core: Option<&mut Core<P>>,
+        buf: &mut Vec<u8>,
+    ) {
         while let Some(w) = self.dgram_waiters.pop_front() {
-            if w.is_closed() {
+            if w.is_canceled() {
                 continue;
             }
             let d = match self.dgram_stash.pop_front() {
@@ -235,7 +255,7 @@ impl ConnState {
 
     fn serve_channels(&mut self) {
         while let Some(w) = self.channel_waiters.pop_front() {
-            if w.is_closed() {
+            if w.is_canceled() {
                 continue;
             }
             match (self.opened.pop_front(), &self.ended) {
@@ -260,9 +280,9 @@ impl ConnState {
     /// Queues `data` on `channel`, or parks it until the channel has room.
     /// A channel's messages keep their order: one parked message holds
     /// back the later ones.
-    pub(crate) fn send(
+    pub(crate) fn send<P: Provider>(
         &mut self,
-        core: Option<&mut Core>,
+        core: Option<&mut Core<P>>,
         channel: u32,
         data: Bytes,
         reply: oneshot::Sender<Result<(), SendError>>,
@@ -292,12 +312,12 @@ impl ConnState {
     }
 
     /// Tries parked messages again (the core said a channel is writable).
-    pub(crate) fn retry_sends(&mut self, core: &mut Core) {
+    pub(crate) fn retry_sends<P: Provider>(&mut self, core: &mut Core<P>) {
         let mut blocked: Vec<u32> = Vec::new();
         let mut i = 0;
         while i < self.pending_sends.len() {
             let p = &self.pending_sends[i];
-            if p.reply.is_closed() {
+            if p.reply.is_canceled() {
                 // Cancelled: not sent.
                 self.pending_sends.remove(i);
                 continue;
@@ -343,9 +363,9 @@ impl ConnState {
 
     /// The connection ended: keep what arrived before the end for the
     /// application, freeze the statistics, answer every waiting request.
-    pub(crate) fn on_ended(
+    pub(crate) fn on_ended<P: Provider>(
         &mut self,
-        mut core: Option<&mut Core>,
+        mut core: Option<&mut Core<P>>,
         error: Error,
         now: tern::Instant,
         buf: &mut Vec<u8>,
@@ -370,8 +390,8 @@ impl ConnState {
         if let Some(r) = self.connect_reply.take() {
             let _ = r.send(Err(error.clone()));
         }
-        self.serve_recv(None, buf);
-        self.serve_datagrams(None, buf);
+        self.serve_recv::<P>(None, buf);
+        self.serve_datagrams::<P>(None, buf);
         self.serve_channels();
         for p in self.pending_sends.drain(..) {
             let _ = p.reply.send(Err(SendError::Closed(error.clone())));
@@ -393,7 +413,11 @@ fn close_outcome(e: &Error) -> Result<(), Error> {
 }
 
 /// The next message of `channel` (any when `None`) from the core.
-fn read_message(core: &mut Core, channel: Option<u32>, buf: &mut Vec<u8>) -> Option<(u32, Bytes)> {
+fn read_message<P: Provider>(
+    core: &mut Core<P>,
+    channel: Option<u32>,
+    buf: &mut Vec<u8>,
+) -> Option<(u32, Bytes)> {
     loop {
         let r = match channel {
             None => core.recv_any(buf),
@@ -407,7 +431,7 @@ fn read_message(core: &mut Core, channel: Option<u32>, buf: &mut Vec<u8>) -> Opt
     }
 }
 
-fn read_datagram(core: &mut Core, buf: &mut Vec<u8>) -> Option<usize> {
+fn read_datagram<P: Provider>(core: &mut Core<P>, buf: &mut Vec<u8>) -> Option<usize> {
     loop {
         match core.recv_datagram(buf) {
             Ok(r) => return r,

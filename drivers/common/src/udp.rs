@@ -1,0 +1,216 @@
+//! A UDP socket with batched system calls where the OS offers them:
+//! `quinn-udp` receives many datagrams per call (`recvmmsg`, and GRO
+//! coalescing on Linux) and sends runs of equal-size packets to one
+//! destination as one segmented write (GSO). Where they are missing,
+//! `quinn-udp` reports one segment and one datagram per call, and this
+//! module sends packets one by one.
+//!
+//! Only readiness is the runtime's: see [`UdpIo`].
+
+use crate::runtime::Transport;
+use quinn_udp::{BATCH_SIZE, RecvMeta, Transmit, UdpSockRef, UdpSocketState};
+use std::future::poll_fn;
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+use std::task::{Context, Poll, ready};
+
+/// Bytes per receive buffer: a whole datagram, or a GRO run of them.
+const RECV_CHUNK: usize = 64 * 1024;
+/// Receive buffers per system call.
+const RECV_BUFS: usize = if BATCH_SIZE < 4 { BATCH_SIZE } else { 4 };
+/// Most bytes in one segmented send (the UDP length limit).
+const MAX_GSO_BYTES: usize = 65_000;
+/// Kernel buffer asked for each way on sockets [`bind_udp`] binds.
+const SOCKET_BUFFER: usize = 2 * 1024 * 1024;
+
+/// A runtime's non-blocking UDP socket: readiness, and non-blocking
+/// operations that clear it when they would block.
+pub trait UdpIo: Send + Sync + 'static {
+    /// The socket, for `quinn-udp`'s system calls.
+    fn sock_ref(&self) -> UdpSockRef<'_>;
+    /// The socket's local address.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+    /// Ready when a read may succeed.
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Ready when a write may succeed.
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Runs a non-blocking operation; a `WouldBlock` from it clears the
+    /// readiness of that direction (`write` or read).
+    fn try_io<R>(&self, write: bool, op: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
+}
+
+/// Binds a UDP socket for an endpoint: dual-stack where the system allows
+/// it for IPv6, 2 MiB kernel buffers (best effort: the system caps them),
+/// non-blocking.
+pub fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if addr.is_ipv6() {
+        let _ = socket.set_only_v6(false);
+    }
+    // Room for bursts (many handshakes at once): a short kernel buffer
+    // drops datagrams that the protocol must then recover.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Binds a TCP listening socket for an endpoint (address reuse on, so a
+/// restarted server gets its port back), non-blocking.
+pub fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    if addr.is_ipv6() {
+        let _ = socket.set_only_v6(false);
+    }
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// The endpoint's UDP transport over a runtime's socket.
+pub struct UdpTransport<U: UdpIo> {
+    io: U,
+    state: UdpSocketState,
+    local_addr: SocketAddr,
+    recv_buf: Vec<u8>,
+    meta: [RecvMeta; RECV_BUFS],
+}
+
+impl<U: UdpIo> UdpTransport<U> {
+    /// Wraps a runtime's socket.
+    pub fn new(io: U) -> io::Result<Self> {
+        let state = UdpSocketState::new(io.sock_ref())?;
+        let local_addr = io.local_addr()?;
+        Ok(UdpTransport {
+            io,
+            state,
+            local_addr,
+            recv_buf: vec![0; RECV_CHUNK * RECV_BUFS],
+            meta: [RecvMeta::default(); RECV_BUFS],
+        })
+    }
+
+    async fn send_one(&self, t: &Transmit<'_>) -> io::Result<()> {
+        poll_fn(|cx| {
+            loop {
+                match self
+                    .io
+                    .try_io(true, || self.state.try_send(self.io.sock_ref(), t))
+                {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        ready!(self.io.poll_write_ready(cx))?;
+                    }
+                    r => return Poll::Ready(r),
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl<U: UdpIo> Transport for UdpTransport<U> {
+    fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    fn max_segments(&self) -> usize {
+        self.state.max_gso_segments().max(1)
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        loop {
+            match self.try_recv() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.io.poll_read_ready(cx))?;
+                }
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn try_recv(&mut self) -> io::Result<usize> {
+        let mut chunks = self.recv_buf.chunks_mut(RECV_CHUNK);
+        let mut bufs: [IoSliceMut<'_>; RECV_BUFS] =
+            std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
+        let (state, io, meta) = (&self.state, &self.io, &mut self.meta);
+        io.try_io(false, || state.recv(io.sock_ref(), &mut bufs, meta))
+    }
+
+    fn meta(&self, i: usize) -> (SocketAddr, usize, usize) {
+        let m = &self.meta[i];
+        (m.addr, m.len.min(RECV_CHUNK), m.stride.max(1))
+    }
+
+    fn packet(&mut self, i: usize, start: usize, len: usize) -> &mut [u8] {
+        &mut self.recv_buf[i * RECV_CHUNK..][start..start + len]
+    }
+
+    /// Falls back to one packet per call if the segmented send fails.
+    /// Errors other than a full socket buffer lose the packets and are
+    /// returned only after every packet was tried.
+    async fn send(
+        &mut self,
+        to: SocketAddr,
+        buf: &[u8],
+        segment: usize,
+        count: usize,
+    ) -> io::Result<()> {
+        if count > 1 {
+            let t = Transmit {
+                destination: to,
+                ecn: None,
+                contents: buf,
+                segment_size: Some(segment),
+                src_ip: None,
+            };
+            if self.send_one(&t).await.is_ok() {
+                return Ok(());
+            }
+        }
+        let mut last = Ok(());
+        for pkt in buf.chunks(segment.max(1)) {
+            let t = Transmit {
+                destination: to,
+                ecn: None,
+                contents: pkt,
+                segment_size: None,
+                src_ip: None,
+            };
+            if let Err(e) = self.send_one(&t).await {
+                last = Err(e);
+            }
+        }
+        last
+    }
+}
+
+/// How many packets of `segment` bytes one segmented send may carry.
+pub(crate) fn batch_limit(max_segments: usize, segment: usize) -> usize {
+    max_segments.min(MAX_GSO_BYTES / segment.max(1)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_limit;
+
+    #[test]
+    fn batches_fit_one_udp_payload() {
+        assert_eq!(batch_limit(1, 1452), 1);
+        assert_eq!(batch_limit(64, 1452), 44);
+        assert_eq!(batch_limit(10, 1452), 10);
+        assert_eq!(batch_limit(64, 100_000), 1);
+        assert_eq!(batch_limit(0, 0), 1);
+    }
+}
