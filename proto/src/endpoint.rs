@@ -535,6 +535,10 @@ where
         Ok(ConnectionHandle(slot))
     }
 
+    // Out of line: a new connection is built on the stack here (over
+    // 100 KiB for a service connection), and inlined into `handle` that
+    // frame would be set up and probed for every data packet.
+    #[inline(never)]
     fn handle_initiation<R: CryptoRng + ?Sized>(
         &mut self,
         now: Instant,

@@ -1,6 +1,6 @@
 //! The async client over `std-embedded-nal-async` (the host's sockets
 //! behind the `embedded-nal-async` traits, driven by async-io's reactor)
-//! against a tern-tokio echo server on loopback. The client runs on the
+//! against tern-tokio and tern-smol echo servers on loopback. The client runs on the
 //! test thread (`Runtime::block_on`), timed by tokio's sleep through
 //! `DelayNs`; the server on the runtime's worker.
 
@@ -96,8 +96,17 @@ where
 
 #[test]
 fn connected_socket_echoes_then_closes() {
+    connected_session(ServerDriver::Tokio);
+}
+
+#[test]
+fn connected_socket_with_a_smol_server() {
+    connected_session(ServerDriver::Smol);
+}
+
+fn connected_session(driver: ServerDriver) {
     let rt = runtime();
-    let mut server = echo_server(&rt);
+    let mut server = echo_server_on(&rt, driver);
     rt.block_on(async {
         let (_, socket) = Stack::default().connect(server.addr).await.expect("socket");
         tokio::time::timeout(WHOLE, session(socket, &mut server))

@@ -1,5 +1,6 @@
 //! The blocking client over `std-embedded-nal` (the host's sockets behind
-//! the `embedded-nal` traits) against a tern-tokio echo server on loopback.
+//! the `embedded-nal` traits) against tern-tokio and tern-smol echo servers
+//! on loopback.
 
 mod common;
 
@@ -15,8 +16,17 @@ type StdClient<'a> = Client<Stack, &'a SysClock, 512>;
 
 #[test]
 fn echoes_messages_and_datagrams_then_closes() {
+    echo_session(ServerDriver::Tokio);
+}
+
+#[test]
+fn echoes_with_a_smol_server() {
+    echo_session(ServerDriver::Smol);
+}
+
+fn echo_session(driver: ServerDriver) {
     let rt = runtime();
-    let mut server = echo_server(&rt);
+    let mut server = echo_server_on(&rt, driver);
     let clock = SysClock::new();
     let mut rng = rng();
     let creds = credentials(server.public_key);

@@ -14,8 +14,9 @@ pub enum DropReason {
     Replay,
     /// For a session id this side does not have, or arrived before its keys.
     UnknownSession,
-    /// Valid but could not be stored now (reassembly tracking full); it is
-    /// not acknowledged, so the peer sends it again.
+    /// Refused for lack of room or rate: the endpoint's handshake rate
+    /// limit, or its session table full. Nothing is sent back; a client
+    /// retransmits its first message later.
     Busy,
     /// Arrived when the connection no longer accepts packets (closed,
     /// draining), or a handshake packet out of turn.

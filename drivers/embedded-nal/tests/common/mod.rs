@@ -1,5 +1,5 @@
-//! What both host tests share: a tern-tokio echo server on loopback, the
-//! system clock, the payloads.
+//! What both host tests share: a tern-tokio or tern-smol echo server on
+//! loopback, the system clock, the payloads.
 
 #![allow(dead_code)] // each test binary uses part of it
 
@@ -57,13 +57,27 @@ pub fn datagrams() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// A tern-tokio server on 127.0.0.1 that echoes every message on its
-/// channel and every datagram, and reports how each connection ended.
+/// Which driver runs the echo server.
+#[derive(Clone, Copy, Debug)]
+pub enum ServerDriver {
+    Tokio,
+    Smol,
+}
+
+/// A server endpoint of either driver, kept alive by the test.
+pub enum ServerEndpoint {
+    Tokio(Endpoint),
+    Smol(tern_smol::Endpoint),
+}
+
+/// A server on 127.0.0.1 (tern-tokio or tern-smol) that echoes every
+/// message on its channel and every datagram, and reports how each
+/// connection ended.
 pub struct EchoServer {
     pub addr: SocketAddr,
     pub public_key: [u8; 32],
     pub endings: mpsc::UnboundedReceiver<tern_tokio::Error>,
-    _endpoint: Endpoint,
+    _endpoint: ServerEndpoint,
 }
 
 pub fn runtime() -> Runtime {
@@ -74,41 +88,76 @@ pub fn runtime() -> Runtime {
         .expect("tokio runtime")
 }
 
+/// The echo server on tern-tokio.
 pub fn echo_server(rt: &Runtime) -> EchoServer {
+    echo_server_on(rt, ServerDriver::Tokio)
+}
+
+/// The two tasks that serve one accepted connection (the same
+/// `Connection` type in both drivers): datagram echo and message echo.
+fn serve(
+    conn: tern_tokio::Connection,
+    tx: mpsc::UnboundedSender<tern_tokio::Error>,
+) -> (
+    impl Future<Output = ()> + Send + 'static,
+    impl Future<Output = ()> + Send + 'static,
+) {
+    let dgrams = conn.clone();
+    let datagrams = async move {
+        while let Ok(d) = dgrams.recv_datagram().await {
+            let _ = dgrams.send_datagram(d).await;
+        }
+    };
+    let messages = async move {
+        let ending = loop {
+            match conn.recv().await {
+                Ok((channel, msg)) => match conn.send(channel, msg).await {
+                    Ok(()) => {}
+                    Err(tern_tokio::SendError::Closed(e)) => break e,
+                    Err(e) => panic!("the echo failed: {e}"),
+                },
+                Err(e) => break e,
+            }
+        };
+        let _ = tx.send(ending);
+    };
+    (datagrams, messages)
+}
+
+/// The echo server on the chosen driver.
+pub fn echo_server_on(rt: &Runtime, driver: ServerDriver) -> EchoServer {
     let key = [0x5a; 32];
-    let _guard = rt.enter();
-    let endpoint = Endpoint::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        EndpointConfig::server(Config::service(), key),
-    )
-    .expect("bind the server");
-    let addr = endpoint.local_addr();
+    let config = EndpointConfig::server(Config::service(), key);
+    let local = "127.0.0.1:0".parse().unwrap();
     let (tx, endings) = mpsc::unbounded_channel();
-    let server = endpoint.clone();
-    rt.spawn(async move {
-        while let Some(conn) = server.accept().await {
-            let tx = tx.clone();
-            let dgrams = conn.clone();
-            tokio::spawn(async move {
-                while let Ok(d) = dgrams.recv_datagram().await {
-                    let _ = dgrams.send_datagram(d).await;
+    let (addr, endpoint) = match driver {
+        ServerDriver::Tokio => {
+            let _guard = rt.enter();
+            let endpoint = Endpoint::bind(local, config).expect("bind the server");
+            let server = endpoint.clone();
+            rt.spawn(async move {
+                while let Some(conn) = server.accept().await {
+                    let (datagrams, messages) = serve(conn, tx.clone());
+                    tokio::spawn(datagrams);
+                    tokio::spawn(messages);
                 }
             });
-            tokio::spawn(async move {
-                let ending = loop {
-                    match conn.recv().await {
-                        Ok((channel, msg)) => match conn.send(channel, msg).await {
-                            Ok(()) => {}
-                            Err(tern_tokio::SendError::Closed(e)) => break e,
-                            Err(e) => panic!("the echo failed: {e}"),
-                        },
-                        Err(e) => break e,
-                    }
-                };
-                let _ = tx.send(ending);
-            });
+            (endpoint.local_addr(), ServerEndpoint::Tokio(endpoint))
         }
-    });
+        ServerDriver::Smol => {
+            let endpoint = tern_smol::Endpoint::bind(local, config).expect("bind the server");
+            let server = endpoint.clone();
+            smol::spawn(async move {
+                while let Some(conn) = server.accept().await {
+                    let (datagrams, messages) = serve(conn, tx.clone());
+                    smol::spawn(datagrams).detach();
+                    smol::spawn(messages).detach();
+                }
+            })
+            .detach();
+            (endpoint.local_addr(), ServerEndpoint::Smol(endpoint))
+        }
+    };
     EchoServer {
         addr,
         public_key: tern_tokio::public_key(&key),
