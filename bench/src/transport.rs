@@ -22,7 +22,7 @@
 //!
 //! The peers, one message per operation:
 //! - `limit`: one seal and one open of the payload with the same AEAD code
-//!   Tern uses ([`RustCrypto`]'s [`AeadKey`]), in place, no copies;
+//!   Tern uses (the provider's [`AeadKey`]), in place, no copies;
 //! - `snow`: snow 0.10's `write_message` and `read_message` in transport
 //!   mode, after a Noise NN handshake with the same cipher;
 //! - `packet-limit` (16 KiB only, for information): the `limit` again, but
@@ -38,6 +38,13 @@
 //! goals are judged on the default-packet figures, which are always
 //! printed too. The limit is the same in both.
 //!
+//! `--provider` picks the crypto provider (default: both, one after the
+//! other): `rustcrypto` ([`RustCrypto`], names as above) or `ring`
+//! (`tern_ring::RingCrypto`, ` ring` after the size in each name). Tern's
+//! connections and the limit use the same provider on every line; snow
+//! runs with RustCrypto only, whose crates its resolver shares. Goals are
+//! summarised per provider.
+//!
 //! Figures are payload bytes per second (MB/s); at 64 B the message rate
 //! is printed as well. Tern packs many small messages into one packet (one
 //! AEAD call per packet), so at 64 B it can beat the per-message limit.
@@ -51,17 +58,35 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant as Clock};
 use tern::config::{Config, Suite};
 use tern::connection::{Credentials, SendError};
-use tern::crypto::{
-    AeadKey, CipherKind, CryptoProvider, KEYLEN, RustCrypto, RustCryptoAead, TAGLEN,
-};
+use tern::crypto::{AeadKey, CipherKind, CryptoProvider, KEYLEN, RustCrypto, TAGLEN};
 use tern::packet::SHORT_HEADER_MAX;
-use tern::{Event, Instant, ServiceConnection};
+use tern::storage::HeapBytes;
+use tern::{Connection, Event, Instant};
+use tern_ring::RingCrypto;
+
+/// [`tern::ServiceConnection`] on the crypto provider `P`.
+type Conn<P> = Connection<HeapBytes, 64, 256, P>;
 
 /// Options of `tern-bench transport`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
     plan: PlanArgs,
+    /// Crypto provider of Tern's connections and of the limit (each line
+    /// compares Tern and the limit on the same provider).
+    #[arg(long, value_enum, default_value_t = Providers::Both)]
+    provider: Providers,
+}
+
+/// Which crypto providers to measure.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Providers {
+    /// `tern::crypto::RustCrypto` (names without a provider, as before).
+    Rustcrypto,
+    /// `tern_ring::RingCrypto` (names with ` ring`).
+    Ring,
+    /// Both, RustCrypto first.
+    Both,
 }
 
 /// One cipher: Tern's suite and the snow protocol with the same AEAD.
@@ -114,13 +139,104 @@ pub fn run(args: &Args) -> ExitCode {
     let mut rng = FastRng::seeded(0x7a45_e0c7);
     let keys = Statics::new(&mut rng);
 
-    let mut results: Vec<(String, Outcome)> = Vec::new();
-    let mut goals_missed = Vec::new();
-    let mut large_missed: Vec<String> = Vec::new();
-    let mut large_results = 0;
+    let mut tallies = Vec::new();
+    if args.provider != Providers::Ring {
+        match run_provider::<RustCrypto>(&plan, "RustCrypto", "", &keys, &mut rng) {
+            Ok(t) => tallies.push(t),
+            Err(code) => return code,
+        }
+    }
+    if args.provider != Providers::Rustcrypto {
+        match run_provider::<RingCrypto>(&plan, "ring", " ring", &keys, &mut rng) {
+            Ok(t) => tallies.push(t),
+            Err(code) => return code,
+        }
+    }
+    for t in &tallies {
+        t.print();
+    }
+    println!("# {:.1} s", start.elapsed().as_secs_f64());
+    ExitCode::SUCCESS
+}
+
+/// The results of one provider, for its summary lines.
+struct Tally {
+    provider: &'static str,
+    results: Vec<(String, Outcome)>,
+    goals_met: Vec<String>,
+    goals_missed: Vec<String>,
+    large_missed: Vec<String>,
+    large_results: usize,
+}
+
+impl Tally {
+    fn print(&self) {
+        let p = self.provider;
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        if !self.results.is_empty() {
+            let worst = self
+                .results
+                .iter()
+                .map(|(_, o)| o.ratio())
+                .fold(f64::INFINITY, f64::min);
+            println!(
+                "# {p}: {} comparisons, lowest ratio {worst:.2}, goals (>= {LIMIT_GOAL} of \
+                 the {p} limit from 1 KiB, > {MSG_RATE_GOAL:.0} msg/s at 64 B): {}; met by {}; \
+                 MISSED by {}",
+                self.results.len(),
+                if self.goals_missed.is_empty() {
+                    "all met"
+                } else {
+                    "not all met"
+                },
+                list(&self.goals_met),
+                list(&self.goals_missed),
+            );
+        }
+        if self.large_results > 0 {
+            println!(
+                "# {p}: with {LARGE_PACKET}-byte packets (informational, {} comparisons): \
+                 >= {LIMIT_GOAL} of the limit: {}",
+                self.large_results,
+                if self.large_missed.is_empty() {
+                    "met".to_owned()
+                } else {
+                    format!("missed by {}", self.large_missed.join(", "))
+                }
+            );
+        }
+    }
+}
+
+/// Every comparison with Tern's connections and the limit on `P`; `tag`
+/// goes into the names after the size (empty for RustCrypto, so that its
+/// names stay as they were). snow runs only with RustCrypto, whose crates
+/// its pure-Rust resolver shares.
+fn run_provider<P: CryptoProvider + Clone + Default>(
+    plan: &Plan,
+    provider: &'static str,
+    tag: &str,
+    keys: &Statics,
+    rng: &mut FastRng,
+) -> Result<Tally, ExitCode> {
+    let with_snow = tag.is_empty();
+    let mut tally = Tally {
+        provider,
+        results: Vec::new(),
+        goals_met: Vec::new(),
+        goals_missed: Vec::new(),
+        large_missed: Vec::new(),
+        large_results: 0,
+    };
     for v in VARIANTS {
         for &(size, size_label) in SIZES {
-            let name = format!("transport {} {size_label}", v.label);
+            let name = format!("transport {} {size_label}{tag}", v.label);
             let vs_limit = format!("{name} vs limit");
             let vs_snow = format!("{name} vs snow");
             // Above one packet, also the bound for any protocol that seals
@@ -129,29 +245,29 @@ pub fn run(args: &Args) -> ExitCode {
             // (d) below: from 1 KiB up, with the largest packets.
             let large = format!("{name} {LARGE_PACKET}B-packets vs limit");
             let large_selected = size >= 1024 && plan.selects(&large);
-            if !plan.selects(&vs_limit)
-                && !plan.selects(&vs_snow)
-                && !vs_packets.as_ref().is_some_and(|n| plan.selects(n))
-                && !large_selected
-            {
+            let selected = plan.selects(&vs_limit)
+                || (with_snow && plan.selects(&vs_snow))
+                || vs_packets.as_ref().is_some_and(|n| plan.selects(n))
+                || large_selected;
+            if !selected {
                 continue;
             }
-            let mut pair = match Pair::new(v.suite, None, size, &keys, &mut rng) {
+            let mut pair = match Pair::<P>::new(v.suite, None, size, keys, rng) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("error: {name}: {e}");
-                    return ExitCode::FAILURE;
+                    return Err(ExitCode::FAILURE);
                 }
             };
             if let Err(e) = pair.self_test() {
                 eprintln!("error: {name}: self-test: {e}");
-                return ExitCode::FAILURE;
+                return Err(ExitCode::FAILURE);
             }
 
             // (a) The limit: one seal and one open per message.
-            let mut limit = Limit::new(v.cipher, size, &mut rng);
+            let mut limit = Limit::<P>::new(v.cipher, size, rng);
             let out = harness::compare(
-                &plan,
+                plan,
                 &vs_limit,
                 Unit::MegabytesPerSecond,
                 "limit",
@@ -160,9 +276,10 @@ pub fn run(args: &Args) -> ExitCode {
             );
             if let Err(e) = limit.check() {
                 eprintln!("error: {vs_limit}: {e}");
-                return ExitCode::FAILURE;
+                return Err(ExitCode::FAILURE);
             }
             if let Some(o) = out {
+                let goal = format!("{} {size_label}", v.label);
                 if size == 64 {
                     let rate = o.tern * 1e6 / size as f64;
                     let limit_rate = o.peer * 1e6 / size as f64;
@@ -176,40 +293,50 @@ pub fn run(args: &Args) -> ExitCode {
                         }
                     );
                     if rate <= MSG_RATE_GOAL {
-                        goals_missed.push(format!("{name} message rate"));
+                        tally.goals_missed.push(format!("{goal} message rate"));
+                    } else {
+                        tally.goals_met.push(format!("{goal} message rate"));
                     }
                 } else if o.ratio() < LIMIT_GOAL {
-                    goals_missed.push(format!("{vs_limit} (ratio {:.2})", o.ratio()));
+                    tally
+                        .goals_missed
+                        .push(format!("{goal} (ratio {:.2})", o.ratio()));
+                } else {
+                    tally
+                        .goals_met
+                        .push(format!("{goal} (ratio {:.2})", o.ratio()));
                 }
-                results.push((vs_limit, o));
+                tally.results.push((vs_limit, o));
             }
 
             // (b) snow's transport mode.
-            let sp: snow::params::NoiseParams = v.snow.parse().expect("known protocol name");
-            let (mut sa, mut sb) = snow_handshake(&sp, &keys, &mut rng);
-            let mut bufs = Buffers::new(size);
-            let mut snow = || {
-                let (payload, wire, out) = bufs.parts();
-                let n = sa.write_message(payload, wire).expect("snow encrypts");
-                let m = sb.read_message(&wire[..n], out).expect("snow decrypts");
-                black_box(&out[..m]);
-                m as u64
-            };
-            let out = harness::compare(
-                &plan,
-                &vs_snow,
-                Unit::MegabytesPerSecond,
-                "snow",
-                &mut || pair.step(),
-                &mut snow,
-            );
-            results.extend(out.map(|o| (vs_snow, o)));
+            if with_snow {
+                let sp: snow::params::NoiseParams = v.snow.parse().expect("known protocol name");
+                let (mut sa, mut sb) = snow_handshake(&sp, keys, rng);
+                let mut bufs = Buffers::new(size);
+                let mut snow = || {
+                    let (payload, wire, out) = bufs.parts();
+                    let n = sa.write_message(payload, wire).expect("snow encrypts");
+                    let m = sb.read_message(&wire[..n], out).expect("snow decrypts");
+                    black_box(&out[..m]);
+                    m as u64
+                };
+                let out = harness::compare(
+                    plan,
+                    &vs_snow,
+                    Unit::MegabytesPerSecond,
+                    "snow",
+                    &mut || pair.step(),
+                    &mut snow,
+                );
+                tally.results.extend(out.map(|o| (vs_snow, o)));
+            }
 
             // (c) The per-packet bound, informational.
             if let Some(vs_packets) = vs_packets {
-                let mut packets = Limit::new(v.cipher, size, &mut rng);
+                let mut packets = Limit::<P>::new(v.cipher, size, rng);
                 let out = harness::compare(
-                    &plan,
+                    plan,
                     &vs_packets,
                     Unit::MegabytesPerSecond,
                     "packet-limit",
@@ -218,16 +345,16 @@ pub fn run(args: &Args) -> ExitCode {
                 );
                 if let Err(e) = packets.check() {
                     eprintln!("error: {vs_packets}: {e}");
-                    return ExitCode::FAILURE;
+                    return Err(ExitCode::FAILURE);
                 }
-                results.extend(out.map(|o| (vs_packets, o)));
+                tally.results.extend(out.map(|o| (vs_packets, o)));
             }
 
             match pair.finish() {
                 Ok(summary) => println!("# {name}: {summary}"),
                 Err(e) => {
                     eprintln!("error: {name}: {e}");
-                    return ExitCode::FAILURE;
+                    return Err(ExitCode::FAILURE);
                 }
             }
             drop(pair);
@@ -235,20 +362,20 @@ pub fn run(args: &Args) -> ExitCode {
             // (d) From 1 KiB up, the same path with the largest packets
             // the protocol allows; informational, against the same limit.
             if large_selected {
-                let mut pair = match Pair::new(v.suite, Some(LARGE_PACKET), size, &keys, &mut rng) {
+                let mut pair = match Pair::<P>::new(v.suite, Some(LARGE_PACKET), size, keys, rng) {
                     Ok(p) => p,
                     Err(e) => {
                         eprintln!("error: {large}: {e}");
-                        return ExitCode::FAILURE;
+                        return Err(ExitCode::FAILURE);
                     }
                 };
                 if let Err(e) = pair.self_test() {
                     eprintln!("error: {large}: self-test: {e}");
-                    return ExitCode::FAILURE;
+                    return Err(ExitCode::FAILURE);
                 }
-                let mut limit = Limit::new(v.cipher, size, &mut rng);
+                let mut limit = Limit::<P>::new(v.cipher, size, rng);
                 let out = harness::compare(
-                    &plan,
+                    plan,
                     &large,
                     Unit::MegabytesPerSecond,
                     "limit",
@@ -257,71 +384,44 @@ pub fn run(args: &Args) -> ExitCode {
                 );
                 if let Err(e) = limit.check() {
                     eprintln!("error: {large}: {e}");
-                    return ExitCode::FAILURE;
+                    return Err(ExitCode::FAILURE);
                 }
                 if let Some(o) = out {
                     if o.ratio() < LIMIT_GOAL {
-                        large_missed.push(format!("{large} (ratio {:.2})", o.ratio()));
+                        tally
+                            .large_missed
+                            .push(format!("{large} (ratio {:.2})", o.ratio()));
                     }
-                    large_results += 1;
+                    tally.large_results += 1;
                 }
                 match pair.finish() {
                     Ok(summary) => println!("# {name}, {LARGE_PACKET}-byte packets: {summary}"),
                     Err(e) => {
                         eprintln!("error: {large}: {e}");
-                        return ExitCode::FAILURE;
+                        return Err(ExitCode::FAILURE);
                     }
                 }
             }
         }
     }
-
-    if !results.is_empty() {
-        let worst = results
-            .iter()
-            .map(|(_, o)| o.ratio())
-            .fold(f64::INFINITY, f64::min);
-        println!(
-            "# {} comparisons, lowest ratio {worst:.2}, goals (>= {LIMIT_GOAL} of the limit \
-             from 1 KiB, > {MSG_RATE_GOAL:.0} msg/s at 64 B): {}, {:.1} s",
-            results.len(),
-            if goals_missed.is_empty() {
-                "met".to_owned()
-            } else {
-                format!("MISSED by {}", goals_missed.join(", "))
-            },
-            start.elapsed().as_secs_f64()
-        );
-    }
-    if large_results > 0 {
-        println!(
-            "# with {LARGE_PACKET}-byte packets (informational, {large_results} comparisons): \
-             >= {LIMIT_GOAL} of the limit: {}",
-            if large_missed.is_empty() {
-                "met".to_owned()
-            } else {
-                format!("missed by {}", large_missed.join(", "))
-            }
-        );
-    }
-    ExitCode::SUCCESS
+    Ok(tally)
 }
 
 /// The bare AEAD: one seal and one open of one message, in place.
-struct Limit {
-    aead: RustCryptoAead,
+struct Limit<P: CryptoProvider> {
+    aead: P::Aead,
     buf: Vec<u8>,
     original: Vec<u8>,
     n: u64,
 }
 
-impl Limit {
-    fn new(cipher: CipherKind, size: usize, rng: &mut FastRng) -> Limit {
+impl<P: CryptoProvider + Default> Limit<P> {
+    fn new(cipher: CipherKind, size: usize, rng: &mut FastRng) -> Limit<P> {
         let mut key = [0u8; KEYLEN];
         rng.fill(&mut key);
         let original: Vec<u8> = (0..size).map(|i| i as u8).collect();
         Limit {
-            aead: RustCrypto.aead(cipher, &key),
+            aead: P::default().aead(cipher, &key),
             buf: original.clone(),
             original,
             n: 0,
@@ -361,9 +461,9 @@ impl Limit {
 }
 
 /// A connected client and server, and the applications on top of them.
-struct Pair {
-    client: Box<ServiceConnection>,
-    server: Box<ServiceConnection>,
+struct Pair<P: CryptoProvider + Clone + Default> {
+    client: Box<Conn<P>>,
+    server: Box<Conn<P>>,
     /// The real clock, read once per step; Tern time starts at 1 s.
     epoch: Clock,
     /// The datagram in transit.
@@ -385,7 +485,7 @@ struct Pair {
 
 const START: Duration = Duration::from_secs(1);
 
-impl Pair {
+impl<P: CryptoProvider + Clone + Default> Pair<P> {
     /// Handshake (IK, service configuration with `suite` and, if given,
     /// `max_packet_size`), then ready.
     fn new(
@@ -394,7 +494,7 @@ impl Pair {
         size: usize,
         keys: &Statics,
         rng: &mut FastRng,
-    ) -> Result<Pair, String> {
+    ) -> Result<Self, String> {
         let service = Config::service();
         let config = Config {
             suite,
@@ -409,7 +509,7 @@ impl Pair {
             psk: None,
         };
         let mut client = Box::new(
-            ServiceConnection::connect(config.clone(), &creds, now, 1, SERVER, rng)
+            Conn::<P>::connect(config.clone(), &creds, now, 1, SERVER, rng)
                 .map_err(|e| format!("connect: {e:?}"))?,
         );
         let mut dgram = vec![0u8; usize::from(config.max_packet_size)];
@@ -422,7 +522,7 @@ impl Pair {
             ..Credentials::default()
         };
         let server = Box::new(
-            ServiceConnection::accept(
+            Conn::<P>::accept(
                 config,
                 &server_creds,
                 now,
@@ -436,7 +536,7 @@ impl Pair {
         let mut msg: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
         msg[..8].fill(0);
         msg[size - 8..].fill(0xff);
-        let mut pair = Pair {
+        let mut pair = Self {
             client,
             server,
             epoch,
