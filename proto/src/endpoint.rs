@@ -2,7 +2,8 @@
 
 use crate::config::{Config, HandshakePattern};
 use crate::connection::{
-    ConnectError, Connection, Credentials, DropCounts, DropReason, Event, Transmit, TransmitError,
+    ConnectError, Connection, Credentials, DropCounts, DropReason, Event, Side, Transmit,
+    TransmitError,
 };
 use crate::crypto::{CryptoProvider, RustCrypto};
 use crate::packet::{
@@ -10,9 +11,11 @@ use crate::packet::{
 };
 use crate::storage::ByteStore;
 use crate::time::Instant;
+use core::hash::{Hash, Hasher};
 use core::net::SocketAddr;
 use core::time::Duration;
 use rand_core::CryptoRng;
+use siphasher::sip::SipHasher13;
 
 /// Storage for an endpoint's connections: a fixed array without an
 /// allocator, boxed slots with one.
@@ -59,6 +62,13 @@ pub struct SlotMeta {
     ev: u64,
     /// Word `i` of the set of slots whose cached deadline is stale.
     dirty: u64,
+    /// Bucket `i` of the index of accepted connections by (peer address,
+    /// peer session id): the first slot of its chain plus one, 0 if empty.
+    head: u16,
+    /// The next slot (plus one) in the chain of this slot's connection.
+    next: u16,
+    /// This slot's keyed hash in that index (it picks the bucket).
+    hash: u32,
 }
 
 impl SlotMeta {
@@ -69,6 +79,9 @@ impl SlotMeta {
         tx: 0,
         ev: 0,
         dirty: 0,
+        head: 0,
+        next: 0,
+        hash: 0,
     };
 }
 
@@ -291,6 +304,13 @@ where
     dirty: usize,
     /// `meta().len()` the deadline tree was laid out for.
     tree_n: usize,
+    /// `meta().len()` the index of accepted connections was laid out for.
+    index_n: usize,
+    /// SipHash key of that index, drawn at the first initiation.
+    index_key: Option<(u64, u64)>,
+    /// Slots the index lookups visited (a test checks the cost).
+    #[cfg(test)]
+    index_visits: u64,
     tokens: u64,
     tokens_at: Instant,
     stateless: heapless::Deque<(SocketAddr, [u8; LONG_HEADER_LEN + 1]), 8>,
@@ -314,6 +334,10 @@ where
             count: 0,
             dirty: 0,
             tree_n: 0,
+            index_n: 0,
+            index_key: None,
+            #[cfg(test)]
+            index_visits: 0,
             tokens: u64::from(config.handshake_burst) * 1_000_000,
             tokens_at: Instant::ZERO,
             stateless: heapless::Deque::new(),
@@ -422,6 +446,9 @@ where
 
     /// Empties slot `i` and forgets its bookkeeping.
     fn free(&mut self, i: usize) {
+        if self.conns.get(i).is_some_and(|c| c.side() == Side::Server) {
+            self.index_unlink(i);
+        }
         self.conns.remove(i);
         self.count -= 1;
         let m = self.conns.meta_mut();
@@ -440,6 +467,108 @@ where
         self.count += 1;
         self.sync_tree();
         self.touch(i);
+    }
+
+    // ----- the index of accepted connections -----
+    //
+    // A retransmitted first message goes to the connection it created,
+    // found by (source address, sender id). Scanning every slot for it made
+    // each initiation cost O(connections), and a flood of them O(n²). The
+    // index is a hash table with separate chaining threaded through
+    // `SlotMeta`: one bucket per bookkeeping entry (at least one per slot,
+    // so chains are short), chains linked through the slots themselves. It
+    // needs no allocation and 8 bytes a slot. The hash is SipHash-1-3
+    // under a key drawn from the caller's RNG at the first initiation, so
+    // a sender cannot pick addresses or ids that share a bucket. Each
+    // accepted connection is indexed under the address and id of its first
+    // message, and found only if it still has both.
+
+    /// The index's hash of (source address, sender id).
+    fn index_hash<R: CryptoRng + ?Sized>(&mut self, from: SocketAddr, id: u32, rng: &mut R) -> u32 {
+        let (k0, k1) = *self
+            .index_key
+            .get_or_insert_with(|| (rng.next_u64(), rng.next_u64()));
+        let mut h = SipHasher13::new_with_keys(k0, k1);
+        from.hash(&mut h);
+        id.hash(&mut h);
+        (h.finish() >> 32) as u32
+    }
+
+    /// The accepted connection whose first message came from `from` with
+    /// sender id `id` (`hash` being their [`index_hash`](Self::index_hash)).
+    fn index_find(&mut self, hash: u32, from: SocketAddr, id: u32) -> Option<usize> {
+        let m = self.conns.meta();
+        if m.is_empty() {
+            return None;
+        }
+        let mut p = m[bucket(hash, m.len())].head;
+        while p != 0 {
+            let j = usize::from(p - 1);
+            #[cfg(test)]
+            {
+                self.index_visits += 1;
+            }
+            if m[j].hash == hash
+                && self
+                    .conns
+                    .get(j)
+                    .is_some_and(|c| c.remote_id() == id && c.peer_addr() == from)
+            {
+                return Some(j);
+            }
+            p = m[j].next;
+        }
+        None
+    }
+
+    /// Indexes the connection just accepted in slot `i` under `hash`.
+    fn index_insert(&mut self, i: usize, hash: u32) {
+        self.conns.meta_mut()[i].hash = hash;
+        if self.conns.meta().len() == self.index_n {
+            self.index_link(i);
+            return;
+        }
+        // The storage grew (or this is the first): lay every chain out
+        // again for the new number of buckets, this slot included. The
+        // bookkeeping grows by doubling, so this is O(1) amortized.
+        self.index_n = self.conns.meta().len();
+        for e in self.conns.meta_mut() {
+            e.head = 0;
+            e.next = 0;
+        }
+        for j in 0..self.conns.span() {
+            if self.conns.get(j).is_some_and(|c| c.side() == Side::Server) {
+                self.index_link(j);
+            }
+        }
+    }
+
+    fn index_link(&mut self, i: usize) {
+        let m = self.conns.meta_mut();
+        let b = bucket(m[i].hash, m.len());
+        m[i].next = m[b].head;
+        // Slots are below 0xffff (the endpoint holds at most 65535).
+        m[b].head = i as u16 + 1;
+    }
+
+    fn index_unlink(&mut self, i: usize) {
+        let m = self.conns.meta_mut();
+        let b = bucket(m[i].hash, m.len());
+        let me = i as u16 + 1;
+        let after = core::mem::take(&mut m[i].next);
+        if m[b].head == me {
+            m[b].head = after;
+            return;
+        }
+        let mut p = m[b].head;
+        while p != 0 {
+            let j = usize::from(p - 1);
+            if m[j].next == me {
+                m[j].next = after;
+                return;
+            }
+            p = m[j].next;
+        }
     }
 
     fn session_id<R: CryptoRng + ?Sized>(slot: usize, rng: &mut R) -> u32 {
@@ -562,15 +691,13 @@ where
             return Err(DropReason::Unexpected);
         }
         // A retransmitted initiation goes to the connection it created.
-        for i in 0..self.conns.span() {
-            if let Some(c) = self.conns.get_mut(i)
-                && c.remote_id() == h.sender
-                && c.peer_addr() == from
-            {
-                let _ = c.handle(now, from, data);
-                self.touch(i);
-                return Ok(ConnectionHandle(i));
-            }
+        let hash = self.index_hash(from, h.sender, rng);
+        if let Some(i) = self.index_find(hash, from, h.sender)
+            && let Some(c) = self.conns.get_mut(i)
+        {
+            let _ = c.handle(now, from, data);
+            self.touch(i);
+            return Ok(ConnectionHandle(i));
         }
         let pattern = HandshakePattern::from_id(h.pattern).ok_or(DropReason::Malformed)?;
         if !self.config.accept_patterns.contains(&pattern) {
@@ -596,6 +723,7 @@ where
         )?;
         let slot = self.conns.insert(c).map_err(|_| DropReason::Busy)?;
         self.inserted(slot);
+        self.index_insert(slot, hash);
         self.stats.accepted += 1;
         Ok(ConnectionHandle(slot))
     }
@@ -779,6 +907,12 @@ fn first_set(meta: &[SlotMeta], set: Set, lo: usize, hi: usize) -> Option<usize>
     }
 }
 
+/// The bucket of `hash` among `n`: the high bits of `hash · n` (uniform
+/// for any `n`, no division).
+fn bucket(hash: u32, n: usize) -> usize {
+    ((u64::from(hash) * n as u64) >> 32) as usize
+}
+
 /// The earlier of two deadlines, `None` being never.
 fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
@@ -873,7 +1007,8 @@ mod tests {
 
     /// Heap slots built on `std` alone (the default test build has no
     /// `alloc` feature), which also shows the trait can be implemented
-    /// outside the crate.
+    /// outside the crate. Its bookkeeping grows by doubling, as
+    /// `BoxSlots`' does.
     struct VecSlots<T> {
         items: Vec<Option<Box<T>>>,
         meta: Vec<SlotMeta>,
@@ -884,7 +1019,7 @@ mod tests {
         fn with_limit(max: usize) -> Self {
             VecSlots {
                 items: Vec::new(),
-                meta: std::vec![SlotMeta::EMPTY; max.max(1)],
+                meta: std::vec![SlotMeta::EMPTY; max.clamp(1, 16)],
                 limit: max,
             }
         }
@@ -909,6 +1044,10 @@ mod tests {
             };
             if i == self.items.len() {
                 self.items.push(None);
+                if self.meta.len() < self.items.len() {
+                    let n = (self.meta.len() * 2).min(self.limit);
+                    self.meta.resize(n, SlotMeta::EMPTY);
+                }
             }
             self.items[i] = Some(Box::new(t));
             Ok(i)
@@ -1125,6 +1264,7 @@ mod tests {
             assert_eq!(server.poll_timeout(), brute_timeout(&server), "step {step}");
             assert_eq!(client.len(), client.handles().count());
             assert_eq!(server.len(), server.handles().count());
+            assert_index_consistent(&server);
             // Nothing is left unsent: every connection says so itself.
             for h in client.handles().collect::<Vec<_>>() {
                 let c = client.connection_mut(h).unwrap();
@@ -1132,6 +1272,10 @@ mod tests {
             }
         }
         assert!(client.len() < 150, "some connections closed and were freed");
+        assert!(
+            server.len() < 150,
+            "and so were their peers, out of the index"
+        );
     }
 
     #[test]
@@ -1165,5 +1309,87 @@ mod tests {
             again.push(h.unwrap().0);
         }
         assert_eq!(again, [0, 1, 2]);
+    }
+
+    /// A first message (msg index 0, receiver 0) from sender `id`, with a
+    /// body that is no Noise message.
+    fn initiation(id: u32) -> [u8; LONG_HEADER_LEN + 48] {
+        let mut pkt = [0x5a; LONG_HEADER_LEN + 48];
+        HandshakeHeader {
+            kind: HandshakeKind::Handshake,
+            version: VERSION,
+            pattern: config().pattern.id(),
+            suite: config().suite.id(),
+            msg_index: 0,
+            receiver: 0,
+            sender: id,
+        }
+        .encode(&mut pkt);
+        pkt
+    }
+
+    /// Every accepted connection is in the chain of its bucket, and the
+    /// chains hold nothing else.
+    fn assert_index_consistent(ep: &Ep) {
+        let m = ep.conns.meta();
+        assert_eq!(ep.index_n, m.len());
+        let mut chained = 0;
+        for b in 0..m.len() {
+            let mut p = m[b].head;
+            while p != 0 {
+                let j = usize::from(p - 1);
+                let c = ep.conns.get(j).expect("a chained slot holds a connection");
+                assert_eq!(c.side(), Side::Server);
+                assert_eq!(bucket(m[j].hash, m.len()), b);
+                chained += 1;
+                p = m[j].next;
+            }
+        }
+        let accepted = ep
+            .handles()
+            .filter(|&h| ep.connection(h).unwrap().side() == Side::Server)
+            .count();
+        assert_eq!(chained, accepted);
+    }
+
+    #[test]
+    fn an_initiation_costs_the_same_beside_ten_or_a_thousand_connections() {
+        let mut rng = ChaCha20Rng::from_seed([6; 32]);
+        let mut per_initiation = Vec::new();
+        for n in [10, 1000] {
+            let (client, mut server, now) = established(n, &mut rng);
+            assert_index_consistent(&server);
+            // A retransmitted first message still reaches the connection
+            // it created, for every connection.
+            for h in client.handles() {
+                let id = client.connection(h).unwrap().local_id();
+                let mut pkt = initiation(id);
+                let s = server
+                    .handle(now, client_addr(), &mut pkt, &mut rng)
+                    .unwrap();
+                assert_eq!(server.connection(s).unwrap().remote_id(), id);
+            }
+            // From another address it is a new initiation (refused: full).
+            let id = client.connection(ConnectionHandle(0)).unwrap().local_id();
+            let other: SocketAddr = "10.0.0.3:5000".parse().unwrap();
+            let r = server.handle(now, other, &mut initiation(id), &mut rng);
+            assert_eq!(r, Err(DropReason::Busy));
+            // A flood of initiations with fresh ids: each looks at about
+            // one slot, however many connections there are (the scan
+            // looked at all of them).
+            let before = server.index_visits;
+            for k in 0..1000u32 {
+                let mut pkt = initiation(0x8000_0000 | k);
+                let _ = server.handle(now, client_addr(), &mut pkt, &mut rng);
+            }
+            per_initiation.push((server.index_visits - before) as f64 / 1000.0);
+            assert_eq!(server.len(), n);
+        }
+        assert!(
+            per_initiation.iter().all(|&v| v <= 2.0),
+            "{per_initiation:?}"
+        );
+        // The chains are really walked (about one slot per bucket when full).
+        assert!(per_initiation[1] >= 0.5, "{per_initiation:?}");
     }
 }
