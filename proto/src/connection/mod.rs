@@ -216,6 +216,9 @@ pub struct Connection<
     pub(crate) params_refused: bool,
     pub(crate) hs_retx_at: Option<Instant>,
     pub(crate) hs_retx_count: u32,
+    /// When a repeated handshake message of the peer was last answered
+    /// (at most one answer per smoothed RTT).
+    pub(crate) repeat_answered_at: Option<Instant>,
     pub(crate) started: Instant,
 
     pub(crate) tx_key: Option<CipherState<P>>,
@@ -305,6 +308,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             params_refused: false,
             hs_retx_at: None,
             hs_retx_count: 0,
+            repeat_answered_at: None,
             started: now,
             tx_key: None,
             rx_key: None,
