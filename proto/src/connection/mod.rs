@@ -771,8 +771,10 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         self.push_event(Event::Closed(why));
     }
 
+    /// Three probe timeouts without backoff, each at most
+    /// [`MAX_PTO`](crate::recovery::MAX_PTO).
     pub(crate) fn three_pto(&self) -> Duration {
-        (self.rtt.pto_base() + self.peer_max_ack_delay()) * 3
+        (self.rtt.pto_base() + self.peer_max_ack_delay()).min(crate::recovery::MAX_PTO) * 3
     }
 
     pub(crate) fn peer_max_ack_delay(&self) -> Duration {
