@@ -62,13 +62,39 @@ pub struct SlotMeta {
     ev: u64,
     /// Word `i` of the set of slots whose cached deadline is stale.
     dirty: u64,
-    /// Bucket `i` of the index of accepted connections by (peer address,
-    /// peer session id): the first slot of its chain plus one, 0 if empty.
+    /// Bucket `i` of each hash index of the endpoint, and this slot's place
+    /// in it (see `Index`).
+    links: [Link; 2],
+}
+
+/// Entry `i` of one hash index: bucket `i`, and the chain link of the
+/// connection in slot `i`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Link {
+    /// The first slot of bucket `i`'s chain plus one, 0 if empty.
     head: u16,
     /// The next slot (plus one) in the chain of this slot's connection.
     next: u16,
-    /// This slot's keyed hash in that index (it picks the bucket).
+    /// This slot's keyed hash in the index (it picks the bucket).
     hash: u32,
+}
+
+impl Link {
+    const EMPTY: Link = Link {
+        head: 0,
+        next: 0,
+        hash: 0,
+    };
+}
+
+/// The endpoint's hash indexes (see "the hash indexes" in `Endpoint`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Index {
+    /// Accepted connections by (address, sender id) of their first
+    /// message.
+    Initiation = 0,
+    /// Every connection by its current peer address.
+    Peer = 1,
 }
 
 impl SlotMeta {
@@ -79,9 +105,7 @@ impl SlotMeta {
         tx: 0,
         ev: 0,
         dirty: 0,
-        head: 0,
-        next: 0,
-        hash: 0,
+        links: [Link::EMPTY; 2],
     };
 }
 
@@ -304,13 +328,13 @@ where
     dirty: usize,
     /// `meta().len()` the deadline tree was laid out for.
     tree_n: usize,
-    /// `meta().len()` the index of accepted connections was laid out for.
+    /// `meta().len()` the hash indexes were laid out for.
     index_n: usize,
-    /// SipHash key of that index, drawn at the first initiation.
+    /// SipHash key of the hash indexes, drawn with the first connection.
     index_key: Option<(u64, u64)>,
-    /// Slots the index lookups visited (a test checks the cost).
+    /// Slots the index lookups visited (tests check the cost).
     #[cfg(test)]
-    index_visits: u64,
+    index_visits: core::cell::Cell<u64>,
     tokens: u64,
     tokens_at: Instant,
     stateless: heapless::Deque<(SocketAddr, [u8; LONG_HEADER_LEN + 1]), 8>,
@@ -337,7 +361,7 @@ where
             index_n: 0,
             index_key: None,
             #[cfg(test)]
-            index_visits: 0,
+            index_visits: core::cell::Cell::new(0),
             tokens: u64::from(config.handshake_burst) * 1_000_000,
             tokens_at: Instant::ZERO,
             stateless: heapless::Deque::new(),
@@ -376,7 +400,9 @@ where
         self.conns.get_mut(h.0)
     }
 
-    /// Handles of all connections.
+    /// Handles of all connections, in one step per slot ever used: to find
+    /// the connections using a peer address, use
+    /// [`connections_to`](Self::connections_to).
     pub fn handles(&self) -> impl Iterator<Item = ConnectionHandle> + '_ {
         (0..self.conns.span())
             .filter(|&i| self.conns.get(i).is_some())
@@ -447,8 +473,9 @@ where
     /// Empties slot `i` and forgets its bookkeeping.
     fn free(&mut self, i: usize) {
         if self.conns.get(i).is_some_and(|c| c.side() == Side::Server) {
-            self.index_unlink(i);
+            self.index_unlink(Index::Initiation, i);
         }
+        self.index_unlink(Index::Peer, i);
         self.conns.remove(i);
         self.count -= 1;
         let m = self.conns.meta_mut();
@@ -469,105 +496,183 @@ where
         self.touch(i);
     }
 
-    // ----- the index of accepted connections -----
+    // ----- the hash indexes -----
     //
-    // A retransmitted first message goes to the connection it created,
-    // found by (source address, sender id). Scanning every slot for it made
-    // each initiation cost O(connections), and a flood of them O(n²). The
-    // index is a hash table with separate chaining threaded through
+    // Two lookups must not cost O(connections):
+    //
+    // - `Index::Initiation`: a retransmitted first message goes to the
+    //   connection it created, found by (source address, sender id).
+    //   Scanning every slot for it made each initiation cost
+    //   O(connections), and a flood of them O(n²). Each accepted
+    //   connection is indexed under the address and id of its first
+    //   message, and found only while it still has both.
+    // - `Index::Peer`: which connections use a peer address (drivers ask
+    //   before they forget a peer), by the connection's current address,
+    //   moved when a datagram handled here moves it.
+    //
+    // Each is a hash table with separate chaining threaded through
     // `SlotMeta`: one bucket per bookkeeping entry (at least one per slot,
-    // so chains are short), chains linked through the slots themselves. It
-    // needs no allocation and 8 bytes a slot. The hash is SipHash-1-3
-    // under a key drawn from the caller's RNG at the first initiation, so
-    // a sender cannot pick addresses or ids that share a bucket. Each
-    // accepted connection is indexed under the address and id of its first
-    // message, and found only if it still has both.
+    // so chains are short), chains linked through the slots themselves. No
+    // allocation, 8 bytes a slot each. The hash is SipHash-1-3 under a key
+    // drawn from the caller's RNG with the first connection, so a peer
+    // cannot pick addresses or ids that share a bucket.
 
-    /// The index's hash of (source address, sender id).
-    fn index_hash<R: CryptoRng + ?Sized>(&mut self, from: SocketAddr, id: u32, rng: &mut R) -> u32 {
-        let (k0, k1) = *self
+    /// The index key, drawn from `rng` the first time.
+    fn index_key<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> (u64, u64) {
+        *self
             .index_key
-            .get_or_insert_with(|| (rng.next_u64(), rng.next_u64()));
-        let mut h = SipHasher13::new_with_keys(k0, k1);
-        from.hash(&mut h);
-        id.hash(&mut h);
+            .get_or_insert_with(|| (rng.next_u64(), rng.next_u64()))
+    }
+
+    /// The hash of a key in index `ix`: an address, and for
+    /// `Index::Initiation` a sender id.
+    fn hash_of(key: (u64, u64), ix: Index, addr: SocketAddr, id: u32) -> u32 {
+        let mut h = SipHasher13::new_with_keys(key.0, key.1);
+        (ix as u8).hash(&mut h);
+        addr.hash(&mut h);
+        if ix == Index::Initiation {
+            id.hash(&mut h);
+        }
         (h.finish() >> 32) as u32
     }
 
-    /// The accepted connection whose first message came from `from` with
-    /// sender id `id` (`hash` being their [`index_hash`](Self::index_hash)).
-    fn index_find(&mut self, hash: u32, from: SocketAddr, id: u32) -> Option<usize> {
+    /// The slots in the chain of `hash`'s bucket in index `ix` whose hash
+    /// is `hash` (the caller checks the connection itself).
+    fn chain(&self, ix: Index, hash: u32) -> impl Iterator<Item = usize> + '_ {
         let m = self.conns.meta();
-        if m.is_empty() {
-            return None;
-        }
-        let mut p = m[bucket(hash, m.len())].head;
-        while p != 0 {
-            let j = usize::from(p - 1);
-            #[cfg(test)]
-            {
-                self.index_visits += 1;
+        let x = ix as usize;
+        let mut p = if m.is_empty() {
+            0
+        } else {
+            m[bucket(hash, m.len())].links[x].head
+        };
+        core::iter::from_fn(move || {
+            while p != 0 {
+                let j = usize::from(p - 1);
+                #[cfg(test)]
+                self.index_visits.set(self.index_visits.get() + 1);
+                let l = m[j].links[x];
+                p = l.next;
+                if l.hash == hash {
+                    return Some(j);
+                }
             }
-            if m[j].hash == hash
-                && self
-                    .conns
-                    .get(j)
-                    .is_some_and(|c| c.remote_id() == id && c.peer_addr() == from)
-            {
-                return Some(j);
-            }
-            p = m[j].next;
-        }
-        None
+            None
+        })
     }
 
-    /// Indexes the connection just accepted in slot `i` under `hash`.
-    fn index_insert(&mut self, i: usize, hash: u32) {
-        self.conns.meta_mut()[i].hash = hash;
-        if self.conns.meta().len() == self.index_n {
-            self.index_link(i);
+    /// The accepted connection whose first message came from `from` with
+    /// sender id `id` (`hash` being its `Index::Initiation` hash).
+    fn initiation_find(&self, hash: u32, from: SocketAddr, id: u32) -> Option<usize> {
+        self.chain(Index::Initiation, hash).find(|&j| {
+            self.conns
+                .get(j)
+                .is_some_and(|c| c.remote_id() == id && c.peer_addr() == from)
+        })
+    }
+
+    /// Handles of the connections whose peer address is `peer`: O(1)
+    /// expected plus one step per such connection, where filtering
+    /// [`handles`](Self::handles) costs one step per slot.
+    ///
+    /// A connection's address moves when it accepts a datagram from a new
+    /// one; the endpoint notices when the datagram went through
+    /// [`handle`](Self::handle) (not when fed to the connection directly
+    /// through [`connection_mut`](Self::connection_mut)).
+    pub fn connections_to(&self, peer: SocketAddr) -> impl Iterator<Item = ConnectionHandle> + '_ {
+        let hash = self
+            .index_key
+            .map(|k| Self::hash_of(k, Index::Peer, peer, 0));
+        hash.into_iter()
+            .flat_map(move |h| self.chain(Index::Peer, h))
+            .filter(move |&j| self.conns.get(j).is_some_and(|c| c.peer_addr() == peer))
+            .map(ConnectionHandle)
+    }
+
+    /// Indexes the connection just put in slot `i`: by its peer address,
+    /// and if it was accepted, by its first message's `initiation` hash.
+    fn index_insert<R: CryptoRng + ?Sized>(
+        &mut self,
+        i: usize,
+        initiation: Option<u32>,
+        rng: &mut R,
+    ) {
+        let key = self.index_key(rng);
+        let Some(peer) = self.conns.get(i).map(Connection::peer_addr) else {
+            return;
+        };
+        let n = self.index_n;
+        let m = self.conns.meta_mut();
+        m[i].links[Index::Peer as usize].hash = Self::hash_of(key, Index::Peer, peer, 0);
+        m[i].links[Index::Initiation as usize].hash = initiation.unwrap_or(0);
+        if m.len() == n {
+            self.index_link(Index::Peer, i);
+            if initiation.is_some() {
+                self.index_link(Index::Initiation, i);
+            }
             return;
         }
         // The storage grew (or this is the first): lay every chain out
         // again for the new number of buckets, this slot included. The
         // bookkeeping grows by doubling, so this is O(1) amortized.
-        self.index_n = self.conns.meta().len();
-        for e in self.conns.meta_mut() {
-            e.head = 0;
-            e.next = 0;
+        self.index_n = m.len();
+        for e in m.iter_mut() {
+            for l in &mut e.links {
+                l.head = 0;
+                l.next = 0;
+            }
         }
         for j in 0..self.conns.span() {
-            if self.conns.get(j).is_some_and(|c| c.side() == Side::Server) {
-                self.index_link(j);
+            let Some(c) = self.conns.get(j) else { continue };
+            let accepted = c.side() == Side::Server;
+            self.index_link(Index::Peer, j);
+            if accepted {
+                self.index_link(Index::Initiation, j);
             }
         }
     }
 
-    fn index_link(&mut self, i: usize) {
-        let m = self.conns.meta_mut();
-        let b = bucket(m[i].hash, m.len());
-        m[i].next = m[b].head;
-        // Slots are below 0xffff (the endpoint holds at most 65535).
-        m[b].head = i as u16 + 1;
+    /// The connection in slot `i` took a new peer address: file it again.
+    #[cold]
+    fn peer_moved(&mut self, i: usize) {
+        let (Some(key), Some(peer)) =
+            (self.index_key, self.conns.get(i).map(Connection::peer_addr))
+        else {
+            return;
+        };
+        self.index_unlink(Index::Peer, i);
+        self.conns.meta_mut()[i].links[Index::Peer as usize].hash =
+            Self::hash_of(key, Index::Peer, peer, 0);
+        self.index_link(Index::Peer, i);
     }
 
-    fn index_unlink(&mut self, i: usize) {
+    fn index_link(&mut self, ix: Index, i: usize) {
         let m = self.conns.meta_mut();
-        let b = bucket(m[i].hash, m.len());
+        let x = ix as usize;
+        let b = bucket(m[i].links[x].hash, m.len());
+        m[i].links[x].next = m[b].links[x].head;
+        // Slots are below 0xffff (the endpoint holds at most 65535).
+        m[b].links[x].head = i as u16 + 1;
+    }
+
+    fn index_unlink(&mut self, ix: Index, i: usize) {
+        let m = self.conns.meta_mut();
+        let x = ix as usize;
+        let b = bucket(m[i].links[x].hash, m.len());
         let me = i as u16 + 1;
-        let after = core::mem::take(&mut m[i].next);
-        if m[b].head == me {
-            m[b].head = after;
+        let after = core::mem::take(&mut m[i].links[x].next);
+        if m[b].links[x].head == me {
+            m[b].links[x].head = after;
             return;
         }
-        let mut p = m[b].head;
+        let mut p = m[b].links[x].head;
         while p != 0 {
             let j = usize::from(p - 1);
-            if m[j].next == me {
-                m[j].next = after;
+            if m[j].links[x].next == me {
+                m[j].links[x].next = after;
                 return;
             }
-            p = m[j].next;
+            p = m[j].links[x].next;
         }
     }
 
@@ -609,6 +714,7 @@ where
             .insert(conn)
             .map_err(|_| ConnectError::TooManyConnections)?;
         self.inserted(slot);
+        self.index_insert(slot, None, rng);
         Ok(ConnectionHandle(slot))
     }
 
@@ -658,8 +764,12 @@ where
         };
         let slot = self.route(receiver).ok_or(DropReason::UnknownSession)?;
         let c = self.conns.get_mut(slot).ok_or(DropReason::UnknownSession)?;
+        let elsewhere = c.peer_addr() != from;
         // The connection counts its own drops.
         let _ = c.handle(now, from, data);
+        if elsewhere && c.peer_addr() == from {
+            self.peer_moved(slot);
+        }
         self.touch(slot);
         Ok(ConnectionHandle(slot))
     }
@@ -691,8 +801,9 @@ where
             return Err(DropReason::Unexpected);
         }
         // A retransmitted initiation goes to the connection it created.
-        let hash = self.index_hash(from, h.sender, rng);
-        if let Some(i) = self.index_find(hash, from, h.sender)
+        let key = self.index_key(rng);
+        let hash = Self::hash_of(key, Index::Initiation, from, h.sender);
+        if let Some(i) = self.initiation_find(hash, from, h.sender)
             && let Some(c) = self.conns.get_mut(i)
         {
             let _ = c.handle(now, from, data);
@@ -723,7 +834,7 @@ where
         )?;
         let slot = self.conns.insert(c).map_err(|_| DropReason::Busy)?;
         self.inserted(slot);
-        self.index_insert(slot, hash);
+        self.index_insert(slot, Some(hash), rng);
         self.stats.accepted += 1;
         Ok(ConnectionHandle(slot))
     }
@@ -1265,6 +1376,7 @@ mod tests {
             assert_eq!(client.len(), client.handles().count());
             assert_eq!(server.len(), server.handles().count());
             assert_index_consistent(&server);
+            assert_index_consistent(&client);
             // Nothing is left unsent: every connection says so itself.
             for h in client.handles().collect::<Vec<_>>() {
                 let c = client.connection_mut(h).unwrap();
@@ -1328,28 +1440,38 @@ mod tests {
         pkt
     }
 
-    /// Every accepted connection is in the chain of its bucket, and the
-    /// chains hold nothing else.
+    /// Every accepted connection is in the chain of its bucket of the
+    /// initiation index, every connection in that of its peer address, and
+    /// the chains hold nothing else.
     fn assert_index_consistent(ep: &Ep) {
         let m = ep.conns.meta();
         assert_eq!(ep.index_n, m.len());
-        let mut chained = 0;
-        for b in 0..m.len() {
-            let mut p = m[b].head;
-            while p != 0 {
-                let j = usize::from(p - 1);
-                let c = ep.conns.get(j).expect("a chained slot holds a connection");
-                assert_eq!(c.side(), Side::Server);
-                assert_eq!(bucket(m[j].hash, m.len()), b);
-                chained += 1;
-                p = m[j].next;
+        let key = ep.index_key.unwrap();
+        for ix in [Index::Initiation, Index::Peer] {
+            let x = ix as usize;
+            let mut chained = 0;
+            for b in 0..m.len() {
+                let mut p = m[b].links[x].head;
+                while p != 0 {
+                    let j = usize::from(p - 1);
+                    let c = ep.conns.get(j).expect("a chained slot holds a connection");
+                    assert_eq!(bucket(m[j].links[x].hash, m.len()), b);
+                    if ix == Index::Initiation {
+                        assert_eq!(c.side(), Side::Server);
+                    } else {
+                        let h = Ep::hash_of(key, ix, c.peer_addr(), 0);
+                        assert_eq!(m[j].links[x].hash, h, "filed under its address");
+                    }
+                    chained += 1;
+                    p = m[j].links[x].next;
+                }
             }
+            let indexed = ep
+                .handles()
+                .filter(|&h| ix == Index::Peer || ep.connection(h).unwrap().side() == Side::Server)
+                .count();
+            assert_eq!(chained, indexed);
         }
-        let accepted = ep
-            .handles()
-            .filter(|&h| ep.connection(h).unwrap().side() == Side::Server)
-            .count();
-        assert_eq!(chained, accepted);
     }
 
     #[test]
@@ -1377,12 +1499,12 @@ mod tests {
             // A flood of initiations with fresh ids: each looks at about
             // one slot, however many connections there are (the scan
             // looked at all of them).
-            let before = server.index_visits;
+            let before = server.index_visits.get();
             for k in 0..1000u32 {
                 let mut pkt = initiation(0x8000_0000 | k);
                 let _ = server.handle(now, client_addr(), &mut pkt, &mut rng);
             }
-            per_initiation.push((server.index_visits - before) as f64 / 1000.0);
+            per_initiation.push((server.index_visits.get() - before) as f64 / 1000.0);
             assert_eq!(server.len(), n);
         }
         assert!(
@@ -1391,5 +1513,112 @@ mod tests {
         );
         // The chains are really walked (about one slot per bucket when full).
         assert!(per_initiation[1] >= 0.5, "{per_initiation:?}");
+    }
+
+    /// The address client connection `h` sends from, in
+    /// [`established_apart`].
+    fn addr_of(h: ConnectionHandle) -> SocketAddr {
+        SocketAddr::from(([10, 1, (h.0 >> 8) as u8, h.0 as u8], 5000))
+    }
+
+    /// `n` connections established between two endpoints, each client
+    /// connection from its own address ([`addr_of`]).
+    fn established_apart(n: usize, rng: &mut ChaCha20Rng) -> (Ep, Ep, Instant) {
+        let mut scfg = EndpointConfig::server(config(), [7; 32]);
+        scfg.max_connections = n;
+        scfg.handshake_burst = n as u32;
+        let mut ccfg = EndpointConfig::client(config());
+        ccfg.max_connections = n;
+        let (mut client, mut server) = (Ep::new(ccfg), Ep::new(scfg));
+        let now = Instant::from_millis(1000);
+        for _ in 0..n {
+            client
+                .connect(now, server_addr(), &Credentials::default(), rng)
+                .unwrap();
+        }
+        let mut buf = [0u8; 1500];
+        loop {
+            let mut moved = false;
+            while let Some((h, t)) = client.poll_transmit(now, &mut buf).unwrap() {
+                let _ = server.handle(now, addr_of(h.unwrap()), &mut buf[..t.len], rng);
+                moved = true;
+            }
+            while let Some((_, t)) = server.poll_transmit(now, &mut buf).unwrap() {
+                let _ = client.handle(now, server_addr(), &mut buf[..t.len], rng);
+                moved = true;
+            }
+            while client.poll_event().is_some() || server.poll_event().is_some() {
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+        assert_eq!((client.len(), server.len()), (n, n));
+        (client, server, now)
+    }
+
+    #[test]
+    fn connections_to_a_peer_cost_the_same_beside_ten_or_a_thousand() {
+        let mut rng = ChaCha20Rng::from_seed([7; 32]);
+        let mut per_lookup = Vec::new();
+        for n in [10, 1000] {
+            let (client, server, _) = established_apart(n, &mut rng);
+            assert_index_consistent(&server);
+            assert_index_consistent(&client);
+            // Every client connection uses the one server address.
+            let mut all: Vec<_> = client.connections_to(server_addr()).collect();
+            all.sort();
+            assert_eq!(all, client.handles().collect::<Vec<_>>());
+            let before = server.index_visits.get();
+            for h in client.handles() {
+                let got: Vec<_> = server.connections_to(addr_of(h)).collect();
+                assert_eq!(got.len(), 1);
+                let c = server.connection(got[0]).unwrap();
+                assert_eq!(c.remote_id(), client.connection(h).unwrap().local_id());
+            }
+            // Addresses nobody uses.
+            for k in 0..n {
+                let a = SocketAddr::from(([10, 2, (k >> 8) as u8, k as u8], 6000));
+                assert_eq!(server.connections_to(a).count(), 0);
+            }
+            per_lookup.push((server.index_visits.get() - before) as f64 / (2 * n) as f64);
+        }
+        // About one slot visited per lookup, however many connections
+        // (filtering `handles()` visits all of them).
+        assert!(per_lookup.iter().all(|&v| v <= 2.0), "{per_lookup:?}");
+        assert!(per_lookup[1] >= 0.5, "{per_lookup:?}");
+    }
+
+    #[test]
+    fn a_connection_that_moves_is_found_at_its_new_address() {
+        let mut rng = ChaCha20Rng::from_seed([8; 32]);
+        let (mut client, mut server, now) = established_apart(40, &mut rng);
+        let h = ConnectionHandle(17);
+        let old = addr_of(h);
+        let new: SocketAddr = "192.0.2.1:7000".parse().unwrap();
+        let s = server.connections_to(old).next().unwrap();
+        // The client's NAT rebinds: its next packet comes from elsewhere.
+        client.connection_mut(h).unwrap().send(0, b"moved").unwrap();
+        let mut buf = [0u8; 1500];
+        let mut sent = 0;
+        while let Some((from, t)) = client.poll_transmit(now, &mut buf).unwrap() {
+            assert_eq!(from, Some(h));
+            assert_eq!(server.handle(now, new, &mut buf[..t.len], &mut rng), Ok(s));
+            sent += 1;
+        }
+        assert!(sent > 0);
+        assert_eq!(server.connection(s).unwrap().peer_addr(), new);
+        assert_eq!(server.connections_to(new).collect::<Vec<_>>(), [s]);
+        assert_eq!(server.connections_to(old).count(), 0);
+        assert_index_consistent(&server);
+        // And it is forgotten once freed.
+        server.connection_mut(s).unwrap().close(now, 0, "bye");
+        let later = now + Duration::from_secs(600);
+        server.handle_timeout(later);
+        while server.poll_event().is_some() {}
+        assert!(server.connection(s).is_none());
+        assert_eq!(server.connections_to(new).count(), 0);
+        assert_index_consistent(&server);
     }
 }
