@@ -46,8 +46,10 @@ pub trait Slots<T> {
 
 /// What an endpoint keeps for each slot so that polling costs in
 /// proportion to the connections with work rather than to all of them:
-/// the slot's cached deadline, one node of the deadline tree and one word
-/// of each ready set. Opaque; storage only holds it.
+/// the slot's cached deadline, one node of the deadline tree, one word
+/// of each ready set, and one bucket and link of each hash index (so that
+/// finding a connection by address costs O(1) too). Opaque; storage only
+/// holds it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SlotMeta {
     /// Leaf of the deadline tree: the slot's cached deadline, `None` when
