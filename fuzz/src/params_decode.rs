@@ -14,7 +14,7 @@
 
 use crate::Output;
 use tern::config::Config;
-use tern::connection::params::{MAX_PARAMS_LEN, Params, ParamsError};
+use tern::connection::params::{MAX_ACK_DELAY_LIMIT_MS, MAX_PARAMS_LEN, Params, ParamsError};
 
 /// The fuzz target body.
 pub fn run(data: &[u8]) {
@@ -23,6 +23,7 @@ pub fn run(data: &[u8]) {
     };
     assert!(p.max_packet_size >= 256, "{p:?}");
     assert!(p.idle_timeout_ms > 0, "{p:?}");
+    assert!(p.max_ack_delay_ms < MAX_ACK_DELAY_LIMIT_MS, "{p:?}");
     assert!(p.max_message_size <= p.channel_window, "{p:?}");
 
     let mut out = [0u8; MAX_PARAMS_LEN];
@@ -117,7 +118,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         connection_window: u64::MAX,
         max_message_size: u32::MAX,
         max_datagram_size: u16::MAX,
-        max_ack_delay_ms: u16::MAX,
+        max_ack_delay_ms: MAX_ACK_DELAY_LIMIT_MS - 1,
         features: u32::MAX,
     };
     let mut seeds = vec![

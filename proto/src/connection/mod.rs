@@ -385,6 +385,13 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                 "max_channels exceeds the connection's channel capacity",
             ));
         }
+        if config.max_ack_delay.as_millis()
+            >= u128::from(crate::connection::params::MAX_ACK_DELAY_LIMIT_MS)
+        {
+            return Err(ConnectError::InvalidConfig(
+                "max_ack_delay must be below 16384 ms",
+            ));
+        }
         if usize::from(config.max_datagram_size) + 64 > usize::from(config.max_packet_size) {
             return Err(ConnectError::InvalidConfig(
                 "max_datagram_size does not fit in a packet",

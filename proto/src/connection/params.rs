@@ -13,6 +13,12 @@ pub const FEATURE_DATAGRAMS: u32 = 1;
 /// Encoded size bound of [`Params`].
 pub const MAX_PARAMS_LEN: usize = 64;
 
+/// `max_ack_delay_ms` must be below this (2^14 ms, as QUIC's
+/// `max_ack_delay`): a peer announcing more could stretch every probe
+/// timeout of this side; both a configuration and received parameters with
+/// more are refused.
+pub const MAX_ACK_DELAY_LIMIT_MS: u16 = 1 << 14;
+
 /// The limits and features one side announces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Params {
@@ -130,6 +136,7 @@ impl Params {
             features: narrow(f[9])?,
         };
         if p.max_packet_size < 256
+            || p.max_ack_delay_ms >= MAX_ACK_DELAY_LIMIT_MS
             || p.idle_timeout_ms == 0
             || p.max_message_size > p.channel_window
         {
@@ -228,6 +235,26 @@ mod tests {
         };
         let n = big.encode(&mut out);
         assert_eq!(Params::decode(&out[..n]), Ok(big));
+    }
+
+    /// QUIC's bound on max_ack_delay: 2^14 ms and above is refused.
+    #[test]
+    fn max_ack_delay_at_or_above_2_14_ms_is_refused() {
+        let base = Params::from_config(&Config::constrained());
+        let mut out = [0u8; MAX_PARAMS_LEN];
+        for (ms, ok) in [(0, true), (16_383, true), (16_384, false), (65_535, false)] {
+            let p = Params {
+                max_ack_delay_ms: ms,
+                ..base
+            };
+            let n = p.encode(&mut out);
+            let want = if ok {
+                Ok(p)
+            } else {
+                Err(ParamsError::OutOfRange)
+            };
+            assert_eq!(Params::decode(&out[..n]), want, "{ms} ms");
+        }
     }
 
     /// The constrained preset's parameters as an array of `10 + extra.len()`

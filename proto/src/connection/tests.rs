@@ -329,3 +329,36 @@ fn probes_in_a_long_outage_are_at_most_max_pto_apart() {
     assert!(client.stats().probe_timeouts >= 100, "{gaps:?}");
     assert!(client.is_established());
 }
+
+/// A configuration announcing an ack delay of 2^14 ms or more is refused
+/// before anything is sent (its peer would refuse the parameters anyway).
+#[test]
+fn max_ack_delay_of_2_14_ms_or_more_is_refused_locally() {
+    let mut rng = ChaCha20Rng::from_seed([3; 32]);
+    let creds = Credentials::default();
+    for (ms, ok) in [(16_383, true), (16_384, false), (60_000, false)] {
+        let config = Config {
+            pattern: HandshakePattern::NN,
+            max_ack_delay: Duration::from_millis(ms),
+            ..Config::constrained()
+        };
+        let r = ConstrainedConnection::connect(
+            config,
+            &creds,
+            Instant::ZERO,
+            1,
+            server_addr(),
+            &mut rng,
+        );
+        match r {
+            Ok(_) => assert!(ok, "{ms} ms accepted"),
+            Err(e) => {
+                assert!(!ok, "{ms} ms refused: {e}");
+                assert!(matches!(
+                    e,
+                    crate::connection::ConnectError::InvalidConfig(_)
+                ));
+            }
+        }
+    }
+}
