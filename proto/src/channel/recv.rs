@@ -110,6 +110,22 @@ impl<B: ByteStore> RecvChannel<B> {
         }
     }
 
+    /// Sets or clears the one bit of `map` for offset `o` (a message end:
+    /// the common single-bit case of [`set_bits`](Self::set_bits)).
+    #[inline]
+    fn set_bit(&mut self, map: usize, o: u64, value: bool) {
+        let (start, end) = self.map_range(map);
+        let i = (o % self.window) as usize;
+        let bytes = self.store.bytes_mut();
+        if let Some(b) = bytes.get_mut(start + i / 8).filter(|_| start + i / 8 < end) {
+            if value {
+                *b |= 1 << (i % 8);
+            } else {
+                *b &= !(1 << (i % 8));
+            }
+        }
+    }
+
     /// Checks, without changing anything, whether a fragment respects the
     /// credit.
     pub fn check(&self, offset: u64, len: usize) -> Result<(), RecvError> {
@@ -153,7 +169,7 @@ impl<B: ByteStore> RecvChannel<B> {
         // anyway: leaving it out keeps every end bit at or beyond
         // `scanned`, so a read clears only its message's own end bit.
         if fin && end > self.scanned.max(self.base) {
-            self.set_bits(1, end - 1, end, true);
+            self.set_bit(1, end - 1, true);
         }
         let grew = end.saturating_sub(self.highest);
         self.highest = self.highest.max(end);
@@ -213,7 +229,7 @@ impl<B: ByteStore> RecvChannel<B> {
         }
         // No end bit lies in `[base, end - 1)`: the scan found `end - 1`
         // first, and none is ever set behind `scanned` (see `insert`).
-        self.set_bits(1, end - 1, end, false);
+        self.set_bit(1, end - 1, false);
         self.base = end;
         self.scanned = end;
         Some(Ok(len))

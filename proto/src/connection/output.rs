@@ -9,6 +9,7 @@ use crate::storage::ByteStore;
 use crate::time::Instant;
 
 /// CBOR head length for `v`.
+#[inline]
 fn head_len(v: u64) -> usize {
     match v {
         0..=23 => 1,
@@ -20,6 +21,7 @@ fn head_len(v: u64) -> usize {
 }
 
 /// Writes a shortest-form CBOR head.
+#[inline]
 fn head(out: &mut [u8], major: u8, v: u64) -> usize {
     let m = major << 5;
     let n = head_len(v);
@@ -52,6 +54,7 @@ fn message_overhead(channel: u32, offset: u64, len: usize) -> usize {
 }
 
 /// Most data bytes a MESSAGE frame fits in `space`.
+#[inline]
 fn max_message_data(channel: u32, offset: u64, space: usize) -> usize {
     let fixed = 1 + 1 + head_len(u64::from(channel)) + head_len(offset) + 1;
     let Some(rest) = space.checked_sub(fixed) else {
