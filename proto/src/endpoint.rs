@@ -653,11 +653,10 @@ where
                 },
             )));
         }
-        // Deadlines of what changed since the last poll go back in the
-        // tree (so `poll_timeout` need not ask those connections), then a
-        // connection whose deadline passed may owe an acknowledgement even
-        // if nothing else touched it.
-        self.flush();
+        // A connection whose deadline passed may owe an acknowledgement
+        // even if nothing else touched it. (Changed ones are in the set
+        // already: their deadlines go back in the tree below, once the
+        // endpoint has nothing left to send, not on every packet.)
         mark_due(self.conns.meta_mut(), 1, now);
         let span = self.conns.span();
         let mut from = self.rr_tx;
@@ -675,6 +674,9 @@ where
             self.conns.meta_mut()[i / 64].tx &= !(1u64 << (i % 64));
             from = i + 1;
         }
+        // Deadlines of what changed go back in the tree, so that
+        // `poll_timeout` need not ask those connections.
+        self.flush();
         Ok(None)
     }
 
