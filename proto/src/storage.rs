@@ -105,7 +105,9 @@ pub(crate) fn ring_write<B: ByteStore>(store: &mut B, offset: u64, data: &[u8]) 
     let first = data.len().min(cap - start);
     buf[start..start + first].copy_from_slice(&data[..first]);
     let rest = &data[first..];
-    buf[..rest.len()].copy_from_slice(rest);
+    if !rest.is_empty() {
+        buf[..rest.len()].copy_from_slice(rest);
+    }
 }
 
 /// Reads `out.len()` bytes of the stream at `offset` from the ring.
@@ -120,5 +122,7 @@ pub(crate) fn ring_read<B: ByteStore>(store: &B, offset: u64, out: &mut [u8]) {
     let first = out.len().min(cap - start);
     out[..first].copy_from_slice(&buf[start..start + first]);
     let rest = out.len() - first;
-    out[first..].copy_from_slice(&buf[..rest]);
+    if rest > 0 {
+        out[first..].copy_from_slice(&buf[..rest]);
+    }
 }

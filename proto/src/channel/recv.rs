@@ -310,15 +310,18 @@ fn find_in(bits: &[u8], from: usize, to: usize, want: bool) -> Option<usize> {
     }
     // Bits equal to `want` become ones.
     let flip = |x: u64| if want { x } else { !x };
-    while i + 64 <= to {
-        let Some(w) = bits.get(i / 8..i / 8 + 8) else {
-            break;
-        };
-        let x = flip(u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
-        if x != 0 {
-            return Some(i + x.trailing_zeros() as usize);
+    // Whole words: `i` is a multiple of 8 here.
+    let words = to.saturating_sub(i) / 64;
+    if let Some(run) = bits.get(i / 8..i / 8 + 8 * words) {
+        for w in run.chunks_exact(8) {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            let x = flip(u64::from_le_bytes(a));
+            if x != 0 {
+                return Some(i + x.trailing_zeros() as usize);
+            }
+            i += 64;
         }
-        i += 64;
     }
     while i + 8 <= to {
         let x = flip(u64::from(bits.get(i / 8).copied().unwrap_or(0))) & 0xff;
@@ -362,7 +365,9 @@ fn ring_write_window<B: ByteStore>(store: &mut B, window: u64, offset: u64, data
     let first = data.len().min(w - start);
     buf[start..start + first].copy_from_slice(&data[..first]);
     let rest = &data[first..];
-    buf[..rest.len()].copy_from_slice(rest);
+    if !rest.is_empty() {
+        buf[..rest.len()].copy_from_slice(rest);
+    }
 }
 
 /// Ring read over the first `window` bytes of the store.
@@ -373,7 +378,9 @@ fn ring_read_window<B: ByteStore>(store: &B, window: u64, offset: u64, out: &mut
     let first = out.len().min(w - start);
     out[..first].copy_from_slice(&buf[start..start + first]);
     let rest = out.len() - first;
-    out[first..].copy_from_slice(&buf[..rest]);
+    if rest > 0 {
+        out[first..].copy_from_slice(&buf[..rest]);
+    }
 }
 
 #[cfg(test)]
