@@ -9,7 +9,7 @@ use crate::storage::ByteStore;
 use crate::time::Instant;
 
 /// CBOR head length for `v`.
-#[inline]
+#[inline(always)]
 fn head_len(v: u64) -> usize {
     match v {
         0..=23 => 1,
@@ -21,7 +21,7 @@ fn head_len(v: u64) -> usize {
 }
 
 /// Writes a shortest-form CBOR head.
-#[inline]
+#[inline(always)]
 fn head(out: &mut [u8], major: u8, v: u64) -> usize {
     let m = major << 5;
     let n = head_len(v);
