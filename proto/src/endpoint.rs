@@ -425,11 +425,21 @@ where
     //
     // Every path that may change a connection (input, timeouts, output,
     // `connection_mut`, `connect`, `close_all`) calls `touch`, which puts
-    // the slot in the transmit and event sets and takes its deadline out of
-    // the tree until `flush` asks the connection again. A slot leaves the
-    // transmit set when it has nothing to send and the event set when it
-    // has no event; one whose deadline has passed rejoins the transmit set
-    // (a due acknowledgement is sent on the next poll, as before).
+    // the slot in the transmit and event sets and in the dirty set, whose
+    // connections `poll_timeout` asks directly until `flush` asks them
+    // again for the tree. A slot leaves the transmit set when it has
+    // nothing to send and the event set when it has no event; one whose
+    // deadline has passed rejoins the transmit set (a due acknowledgement
+    // is sent on the next poll, as before).
+    //
+    // A connection's deadline moves on nearly every packet, mostly later
+    // (the probe timer restarts with each packet sent). `flush` writes a
+    // deadline into the tree only when it is earlier than the cached one:
+    // a later one leaves the earlier, stale one in place, so the common
+    // update costs O(1) instead of a walk to the root. A stale deadline
+    // only makes the endpoint's deadline early: when it passes,
+    // `handle_timeout` finds nothing of that connection due, leaves it
+    // alone and caches its exact deadline again.
 
     /// Marks slot `i` as changed.
     fn touch(&mut self, i: usize) {
@@ -440,7 +450,6 @@ where
         if m[w].dirty & b == 0 {
             m[w].dirty |= b;
             self.dirty += 1;
-            tree_set(m, i, None);
         }
     }
 
@@ -466,7 +475,13 @@ where
                 let i = w * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
                 let d = self.conns.get(i).and_then(Connection::poll_timeout);
-                tree_set(self.conns.meta_mut(), i, d);
+                let m = self.conns.meta_mut();
+                // A later deadline (or none) keeps the earlier one cached:
+                // see above.
+                let stays = m[i].deadline.is_some_and(|c| d.is_none_or(|d| d >= c));
+                if !stays {
+                    tree_set(m, i, d);
+                }
             }
         }
         self.dirty = 0;
@@ -879,11 +894,10 @@ where
                 },
             )));
         }
-        // Deadlines of what changed since the last poll go back in the
-        // tree (so `poll_timeout` need not ask those connections), then a
-        // connection whose deadline passed may owe an acknowledgement even
-        // if nothing else touched it.
-        self.flush();
+        // A connection whose deadline passed may owe an acknowledgement
+        // even if nothing else touched it. (Changed ones are in the set
+        // already: their deadlines go back in the tree below, once the
+        // endpoint has nothing left to send, not on every packet.)
         mark_due(self.conns.meta_mut(), 1, now);
         let span = self.conns.span();
         let mut from = self.rr_tx;
@@ -901,10 +915,17 @@ where
             self.conns.meta_mut()[i / 64].tx &= !(1u64 << (i % 64));
             from = i + 1;
         }
+        // Deadlines of what changed go back in the tree, so that
+        // `poll_timeout` need not ask those connections.
+        self.flush();
         Ok(None)
     }
 
-    /// The earliest deadline of any connection.
+    /// The earliest deadline of any connection, or an earlier one: when a
+    /// connection's deadline moved later, the endpoint may keep the
+    /// earlier one until it passes (so the common update is O(1)); calling
+    /// [`handle_timeout`](Self::handle_timeout) then leaves the connection
+    /// alone and corrects it.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let m = self.conns.meta();
@@ -926,13 +947,21 @@ where
     /// Handles every passed deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.flush();
-        // Each handled slot leaves the tree (touched) until the flush
-        // below, so every due connection is handled exactly once.
+        // Each handled slot leaves the tree (touched, no deadline) until
+        // the flush below caches its exact deadline, so every due
+        // connection is handled exactly once.
         while let Some(i) = tree_due(self.conns.meta(), now) {
-            if let Some(c) = self.conns.get_mut(i) {
+            // A stale deadline (see `touch`) is only re-checked: the
+            // connection's timeout work (it frees drained buffers, which
+            // the next packet allocates and zeroes again) is for when
+            // something of it is due.
+            if let Some(c) = self.conns.get_mut(i)
+                && c.poll_timeout().is_some_and(|t| t <= now)
+            {
                 c.handle_timeout(now);
             }
             self.touch(i);
+            tree_set(self.conns.meta_mut(), i, None);
         }
         self.flush();
     }
@@ -1264,6 +1293,25 @@ mod tests {
             .min()
     }
 
+    /// The endpoint's deadline once every stale (early) one it kept has
+    /// been handled: never later than the true one, and exact after.
+    fn settled(ep: &mut Ep) -> Option<Instant> {
+        for _ in 0..1000 {
+            let (t, want) = (ep.poll_timeout(), brute_timeout(ep));
+            if t == want {
+                return t;
+            }
+            let t = t.expect("a deadline is never lost");
+            assert!(want.is_none_or(|w| t < w), "{t:?} later than {want:?}");
+            // Nothing of any connection is due then: they ignore it.
+            let stats: Vec<_> = ep.handles().map(|h| ep.connection(h).map(|c| c.stats())).collect();
+            ep.handle_timeout(t);
+            let after: Vec<_> = ep.handles().map(|h| ep.connection(h).map(|c| c.stats())).collect();
+            assert_eq!(stats, after, "a stale deadline changed a connection");
+        }
+        panic!("the endpoint's deadline never settles");
+    }
+
     #[test]
     fn an_application_send_through_connection_mut_is_transmitted() {
         let mut rng = ChaCha20Rng::from_seed([1; 32]);
@@ -1295,7 +1343,7 @@ mod tests {
     fn the_timer_of_one_connection_among_a_thousand_fires() {
         let mut rng = ChaCha20Rng::from_seed([2; 32]);
         let (mut client, mut server, now) = established(1000, &mut rng);
-        assert_eq!(client.poll_timeout(), brute_timeout(&client));
+        assert_eq!(settled(&mut client), brute_timeout(&client));
         let h = ConnectionHandle(900);
         let later = now + Duration::from_secs(5);
         // Every timer left from the handshakes runs out first.
@@ -1315,7 +1363,7 @@ mod tests {
         // earliest deadline of all.
         let sent = pump(&mut client, &mut server, later, &mut rng, Some(h));
         assert_eq!(sent, [h]);
-        let at = client.poll_timeout().unwrap();
+        let at = settled(&mut client).unwrap();
         assert_eq!(Some(at), client.connection(h).unwrap().poll_timeout());
         assert_eq!(Some(at), brute_timeout(&client));
         let before = client.connection(h).unwrap().stats().retransmissions;
@@ -1333,7 +1381,30 @@ mod tests {
             .unwrap();
         let n = server.connection_mut(s).unwrap().recv(0, &mut got).unwrap();
         assert_eq!(&got[..n.unwrap()], b"lost");
-        assert_eq!(client.poll_timeout(), brute_timeout(&client));
+        assert_eq!(settled(&mut client), brute_timeout(&client));
+    }
+
+    #[test]
+    fn a_deadline_that_moves_later_is_corrected_when_the_earlier_one_passes() {
+        let mut rng = ChaCha20Rng::from_seed([6; 32]);
+        let (mut client, mut server, now) = established(1, &mut rng);
+        settled(&mut client);
+        settled(&mut server);
+        let h = client.handles().next().unwrap();
+        client.connection_mut(h).unwrap().send(0, b"ping").unwrap();
+        // The send starts the probe timer, an earlier deadline (cached
+        // exactly); the server's acknowledgement ends it, a later one.
+        pump(&mut client, &mut server, now, &mut rng, None);
+        let exact = brute_timeout(&client).unwrap();
+        let probe = client.poll_timeout().unwrap();
+        assert!(probe < exact, "{probe:?} {exact:?}");
+        // Handled when it passes, it changes nothing but the cache.
+        let before = client.connection(h).unwrap().stats();
+        client.handle_timeout(probe);
+        assert_eq!(client.connection(h).unwrap().stats(), before);
+        assert_eq!(client.poll_timeout(), Some(exact));
+        let mut buf = [0u8; 1500];
+        assert!(client.poll_transmit(probe, &mut buf).unwrap().is_none());
     }
 
     #[test]
@@ -1370,11 +1441,11 @@ mod tests {
                 }
                 _ => now = now + Duration::from_millis(u64::from(pick.next_u32() % 500)),
             }
-            assert_eq!(client.poll_timeout(), brute_timeout(&client), "step {step}");
+            assert_eq!(settled(&mut client), brute_timeout(&client), "step {step}");
             let lose = (pick.next_u32() % 4 == 0).then_some(h);
             pump(&mut client, &mut server, now, &mut rng, lose);
-            assert_eq!(client.poll_timeout(), brute_timeout(&client), "step {step}");
-            assert_eq!(server.poll_timeout(), brute_timeout(&server), "step {step}");
+            assert_eq!(settled(&mut client), brute_timeout(&client), "step {step}");
+            assert_eq!(settled(&mut server), brute_timeout(&server), "step {step}");
             assert_eq!(client.len(), client.handles().count());
             assert_eq!(server.len(), server.handles().count());
             assert_index_consistent(&server);

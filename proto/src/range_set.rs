@@ -80,6 +80,19 @@ impl<const N: usize> RangeSet<N> {
         if start >= end {
             return Ok(());
         }
+        // The common cases first: at or past the top (packet numbers and
+        // stream bytes mostly arrive in order).
+        if let Some(last) = self.len.checked_sub(1).map(|i| &mut self.ranges[i]) {
+            if start >= last.0 && start <= last.1 {
+                last.1 = last.1.max(end);
+                return Ok(());
+            }
+            if start > last.1 && self.len < N {
+                self.ranges[self.len] = (start, end);
+                self.len += 1;
+                return Ok(());
+            }
+        }
         // First range whose end reaches start (touching counts).
         let lo = self.ranges[..self.len]
             .iter()

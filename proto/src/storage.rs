@@ -27,18 +27,22 @@ pub struct FixedBytes<const N: usize> {
 }
 
 impl<const N: usize> ByteStore for FixedBytes<N> {
+    #[inline]
     fn new(limit: usize) -> Self {
         FixedBytes {
             buf: [0; N],
             limit: limit.min(N),
         }
     }
+    #[inline]
     fn capacity(&self) -> usize {
         self.limit
     }
+    #[inline]
     fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.buf[..self.limit]
     }
+    #[inline]
     fn bytes(&self) -> &[u8] {
         &self.buf[..self.limit]
     }
@@ -59,21 +63,25 @@ pub struct HeapBytes {
 
 #[cfg(feature = "alloc")]
 impl ByteStore for HeapBytes {
+    #[inline]
     fn new(limit: usize) -> Self {
         HeapBytes {
             buf: alloc::vec::Vec::new(),
             limit,
         }
     }
+    #[inline]
     fn capacity(&self) -> usize {
         self.limit
     }
+    #[inline]
     fn bytes_mut(&mut self) -> &mut [u8] {
         if self.buf.len() != self.limit {
             self.buf.resize(self.limit, 0);
         }
         &mut self.buf
     }
+    #[inline]
     fn bytes(&self) -> &[u8] {
         &self.buf
     }
@@ -86,6 +94,7 @@ impl ByteStore for HeapBytes {
 }
 
 /// Ring-buffer access: offset `o` of a stream lives at `o % capacity`.
+#[inline]
 pub(crate) fn ring_write<B: ByteStore>(store: &mut B, offset: u64, data: &[u8]) {
     let cap = store.capacity();
     if cap == 0 || data.is_empty() {
@@ -96,10 +105,13 @@ pub(crate) fn ring_write<B: ByteStore>(store: &mut B, offset: u64, data: &[u8]) 
     let first = data.len().min(cap - start);
     buf[start..start + first].copy_from_slice(&data[..first]);
     let rest = &data[first..];
-    buf[..rest.len()].copy_from_slice(rest);
+    if !rest.is_empty() {
+        buf[..rest.len()].copy_from_slice(rest);
+    }
 }
 
 /// Reads `out.len()` bytes of the stream at `offset` from the ring.
+#[inline]
 pub(crate) fn ring_read<B: ByteStore>(store: &B, offset: u64, out: &mut [u8]) {
     let cap = store.capacity();
     let buf = store.bytes();
@@ -110,5 +122,7 @@ pub(crate) fn ring_read<B: ByteStore>(store: &B, offset: u64, out: &mut [u8]) {
     let first = out.len().min(cap - start);
     out[..first].copy_from_slice(&buf[start..start + first]);
     let rest = out.len() - first;
-    out[first..].copy_from_slice(&buf[..rest]);
+    if rest > 0 {
+        out[first..].copy_from_slice(&buf[..rest]);
+    }
 }

@@ -110,6 +110,22 @@ impl<B: ByteStore> RecvChannel<B> {
         }
     }
 
+    /// Sets or clears the one bit of `map` for offset `o` (a message end:
+    /// the common single-bit case of [`set_bits`](Self::set_bits)).
+    #[inline]
+    fn set_bit(&mut self, map: usize, o: u64, value: bool) {
+        let (start, end) = self.map_range(map);
+        let i = (o % self.window) as usize;
+        let bytes = self.store.bytes_mut();
+        if let Some(b) = bytes.get_mut(start + i / 8).filter(|_| start + i / 8 < end) {
+            if value {
+                *b |= 1 << (i % 8);
+            } else {
+                *b &= !(1 << (i % 8));
+            }
+        }
+    }
+
     /// Checks, without changing anything, whether a fragment respects the
     /// credit.
     pub fn check(&self, offset: u64, len: usize) -> Result<(), RecvError> {
@@ -153,7 +169,7 @@ impl<B: ByteStore> RecvChannel<B> {
         // anyway: leaving it out keeps every end bit at or beyond
         // `scanned`, so a read clears only its message's own end bit.
         if fin && end > self.scanned.max(self.base) {
-            self.set_bits(1, end - 1, end, true);
+            self.set_bit(1, end - 1, true);
         }
         let grew = end.saturating_sub(self.highest);
         self.highest = self.highest.max(end);
@@ -213,7 +229,7 @@ impl<B: ByteStore> RecvChannel<B> {
         }
         // No end bit lies in `[base, end - 1)`: the scan found `end - 1`
         // first, and none is ever set behind `scanned` (see `insert`).
-        self.set_bits(1, end - 1, end, false);
+        self.set_bit(1, end - 1, false);
         self.base = end;
         self.scanned = end;
         Some(Ok(len))
@@ -294,15 +310,18 @@ fn find_in(bits: &[u8], from: usize, to: usize, want: bool) -> Option<usize> {
     }
     // Bits equal to `want` become ones.
     let flip = |x: u64| if want { x } else { !x };
-    while i + 64 <= to {
-        let Some(w) = bits.get(i / 8..i / 8 + 8) else {
-            break;
-        };
-        let x = flip(u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
-        if x != 0 {
-            return Some(i + x.trailing_zeros() as usize);
+    // Whole words: `i` is a multiple of 8 here.
+    let words = to.saturating_sub(i) / 64;
+    if let Some(run) = bits.get(i / 8..i / 8 + 8 * words) {
+        for w in run.chunks_exact(8) {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            let x = flip(u64::from_le_bytes(a));
+            if x != 0 {
+                return Some(i + x.trailing_zeros() as usize);
+            }
+            i += 64;
         }
-        i += 64;
     }
     while i + 8 <= to {
         let x = flip(u64::from(bits.get(i / 8).copied().unwrap_or(0))) & 0xff;
@@ -346,7 +365,9 @@ fn ring_write_window<B: ByteStore>(store: &mut B, window: u64, offset: u64, data
     let first = data.len().min(w - start);
     buf[start..start + first].copy_from_slice(&data[..first]);
     let rest = &data[first..];
-    buf[..rest.len()].copy_from_slice(rest);
+    if !rest.is_empty() {
+        buf[..rest.len()].copy_from_slice(rest);
+    }
 }
 
 /// Ring read over the first `window` bytes of the store.
@@ -357,7 +378,9 @@ fn ring_read_window<B: ByteStore>(store: &B, window: u64, offset: u64, out: &mut
     let first = out.len().min(w - start);
     out[..first].copy_from_slice(&buf[start..start + first]);
     let rest = out.len() - first;
-    out[first..].copy_from_slice(&buf[..rest]);
+    if rest > 0 {
+        out[first..].copy_from_slice(&buf[..rest]);
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,9 @@ pub struct SendChannel<B: ByteStore> {
     lost: RangeSet<RANGES>,
     /// End offsets of messages not yet fully acknowledged, ascending.
     ends: Deque<u64, MAX_QUEUED_MESSAGES>,
+    /// How many of `ends` lie at or below `sent_off`: the index of the
+    /// first end new data is cut at, so sending new data needs no search.
+    ends_sent: usize,
     /// Peer credit: data may be sent below this offset.
     max_data: u64,
 }
@@ -54,6 +57,7 @@ impl<B: ByteStore> SendChannel<B> {
             acked: RangeSet::new(),
             lost: RangeSet::new(),
             ends: Deque::new(),
+            ends_sent: 0,
             max_data,
         }
     }
@@ -142,8 +146,24 @@ impl<B: ByteStore> SendChannel<B> {
             return None;
         }
         let s = self.sent_off;
-        let (end, fin) = self.cut(s, s + new);
+        let e = s + new;
+        // The first end after `sent_off` is at `ends_sent` (the search
+        // `cut` would make, without searching).
+        let (a, b) = self.ends.as_slices();
+        let first = match a.get(self.ends_sent) {
+            Some(&end) => Some(end),
+            None => b.get(self.ends_sent - a.len()).copied(),
+        };
+        debug_assert_eq!(
+            first.filter(|&end| end <= e).map_or((e, false), |end| (end, true)),
+            self.cut(s, e)
+        );
+        let (end, fin) = match first {
+            Some(end) if end <= e => (end, true),
+            _ => (e, false),
+        };
         self.sent_off = end;
+        self.ends_sent += usize::from(fin);
         Some((s, (end - s) as usize, fin, true))
     }
 
@@ -197,6 +217,8 @@ impl<B: ByteStore> SendChannel<B> {
             self.acked.remove_below(fe);
             while self.ends.front().is_some_and(|&end| end <= self.base) {
                 self.ends.pop_front();
+                // Acknowledged, so sent: it was counted.
+                self.ends_sent = self.ends_sent.saturating_sub(1);
             }
         }
     }

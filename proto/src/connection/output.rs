@@ -9,6 +9,7 @@ use crate::storage::ByteStore;
 use crate::time::Instant;
 
 /// CBOR head length for `v`.
+#[inline(always)]
 fn head_len(v: u64) -> usize {
     match v {
         0..=23 => 1,
@@ -20,6 +21,7 @@ fn head_len(v: u64) -> usize {
 }
 
 /// Writes a shortest-form CBOR head.
+#[inline(always)]
 fn head(out: &mut [u8], major: u8, v: u64) -> usize {
     let m = major << 5;
     let n = head_len(v);
@@ -52,6 +54,7 @@ fn message_overhead(channel: u32, offset: u64, len: usize) -> usize {
 }
 
 /// Most data bytes a MESSAGE frame fits in `space`.
+#[inline]
 fn max_message_data(channel: u32, offset: u64, space: usize) -> usize {
     let fixed = 1 + 1 + head_len(u64::from(channel)) + head_len(offset) + 1;
     let Some(rest) = space.checked_sub(fixed) else {
@@ -132,6 +135,23 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         if draining && !self.ack_only_pending {
             return None;
         }
+        let probe = self.probes_pending > 0;
+        let cwnd_ok = !self.sent.is_full()
+            && (probe
+                || (self.cc.can_send(buf.len())
+                    && self.sent.eliciting() < self.config.max_in_flight as usize));
+        let want_ack = self.ack_eliciting_unacked > 0 || self.ack_only_pending;
+        let work = cwnd_ok && self.has_eliciting_work();
+        let others = !draining && (work || self.close_pending);
+        let send_ack = !self.rx_pns.is_empty() && want_ack && (self.ack_due(now) || others);
+        // Nothing to write (the common answer to the last poll after each
+        // input): say so before building anything. Every frame below needs
+        // one of these; `has_eliciting_work` covers what the eliciting ones
+        // need.
+        let closing_probe = probe && self.state == State::Closing;
+        if !send_ack && (draining || !(work || self.close_pending || closing_probe)) {
+            return None;
+        }
         let pn = self.next_pn;
         let pn_len = encoded_pn_len(pn, self.largest_acked);
         let header = ShortHeader {
@@ -145,16 +165,9 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         let end = buf.len() - TAGLEN;
         let mut pos = hlen;
         let mut sp = SentPacket::new(pn, now);
-        let probe = self.probes_pending > 0;
-        let cwnd_ok = !self.sent.is_full()
-            && (probe
-                || (self.cc.can_send(buf.len())
-                    && self.sent.eliciting() < self.config.max_in_flight as usize));
 
         // 1. ACK, when due, or to ride along with anything else.
-        let want_ack = self.ack_eliciting_unacked > 0 || self.ack_only_pending;
-        let others = !draining && (cwnd_ok && self.has_eliciting_work() || self.close_pending);
-        if !self.rx_pns.is_empty() && want_ack && (self.ack_due(now) || others) {
+        if send_ack {
             let delay = now
                 .saturating_duration_since(self.largest_rx_at)
                 .as_micros() as u64;
@@ -176,7 +189,6 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             // the CLOSE (not only the first of the pair): it is all there
             // is to say, and a silent peer learns of the close only from
             // these copies before `close_at`.
-            let closing_probe = probe && self.state == State::Closing;
             if (self.close_pending || closing_probe) && !self.sent.is_full() {
                 let f = Frame::Close(CloseFrame {
                     code: self.close_code,

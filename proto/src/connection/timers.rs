@@ -16,19 +16,36 @@ const PROBES: u8 = 2;
 impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone + Default>
     Connection<B, CH, SENT, P>
 {
+    /// The probe timeout before backoff, with the peer's ack delay (the
+    /// unit of `pto_deadline` and `three_pto`, computed once per
+    /// `poll_timeout`).
+    #[inline]
+    fn pto_unit(&self) -> core::time::Duration {
+        self.rtt.pto_base() + self.peer_max_ack_delay()
+    }
+
     fn idle_deadline(&self) -> Instant {
+        self.idle_deadline_with(self.pto_unit())
+    }
+
+    #[inline]
+    fn idle_deadline_with(&self, pto: core::time::Duration) -> Instant {
         let ours = self.config.idle_timeout;
         let theirs = self.peer_params.map_or(ours, |p| {
             core::time::Duration::from_millis(u64::from(p.idle_timeout_ms))
         });
-        self.last_rx + ours.min(theirs).max(self.three_pto())
+        self.last_rx + ours.min(theirs).max(pto.min(MAX_PTO) * 3)
     }
 
     fn pto_deadline(&self) -> Option<Instant> {
+        self.pto_deadline_with(self.pto_unit())
+    }
+
+    #[inline]
+    fn pto_deadline_with(&self, pto: core::time::Duration) -> Option<Instant> {
         let oldest = self.sent.oldest_eliciting()?;
         let last = self.last_eliciting_sent.unwrap_or(oldest.time);
         let backoff = 1u32 << self.pto_count.min(16);
-        let pto = self.rtt.pto_base() + self.peer_max_ack_delay();
         Some(last + pto.saturating_mul(backoff).min(MAX_PTO))
     }
 
@@ -64,9 +81,10 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             }
             State::Draining => add(self.close_at),
             _ => {
+                let pto = self.pto_unit();
                 add(self.ack_at);
-                add(self.loss_at.or_else(|| self.pto_deadline()));
-                add(Some(self.idle_deadline()));
+                add(self.loss_at.or_else(|| self.pto_deadline_with(pto)));
+                add(Some(self.idle_deadline_with(pto)));
                 add(self.keepalive_deadline());
                 add(self.close_at);
                 if let (Some(d), Some(p), State::Established | State::Flushing) =

@@ -90,12 +90,14 @@ impl RttEstimator {
 
     /// The probe timeout before backoff, without the peer's ack delay:
     /// `smoothed + max(4 * var, granularity)`.
+    #[inline]
     pub fn pto_base(&self) -> Duration {
         self.smoothed + (self.var * 4).max(GRANULARITY)
     }
 
     /// The time-threshold loss delay: `9/8 * max(smoothed, latest)`, at least
     /// the granularity (RFC 9002 §6.1.2).
+    #[inline]
     pub fn loss_delay(&self) -> Duration {
         (self.smoothed.max(self.latest) * 9 / 8).max(GRANULARITY)
     }
