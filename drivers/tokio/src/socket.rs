@@ -167,8 +167,8 @@ mod tcp_tests {
         assert_eq!(t.max_segments(), 1);
 
         // Two packets queued before the stream is even connected.
-        t.send(addr, b"first", 5, 1).await.unwrap();
-        t.send(addr, b"second!", 7, 1).await.unwrap();
+        assert_eq!(t.try_send(addr, b"first", 5, 1).unwrap(), 1);
+        assert_eq!(t.try_send(addr, b"second!", 7, 1).unwrap(), 1);
         let peer = tokio::task::spawn_blocking(move || {
             let (mut s, _) = raw.accept().unwrap();
             s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -193,7 +193,7 @@ mod tcp_tests {
 
         // A last packet, then no session uses the peer: it is written, and
         // the stream ends.
-        t.send(addr, b"bye", 3, 1).await.unwrap();
+        assert_eq!(t.try_send(addr, b"bye", 3, 1).unwrap(), 1);
         t.peer_gone(addr);
         let rest = tokio::time::timeout(Duration::from_secs(5), peer)
             .await
