@@ -194,6 +194,8 @@ pub(crate) struct State<T: Transport, C: Timer, P: Provider> {
     gone_peers: Vec<SocketAddr>,
     /// The endpoint's task, to wake when a handle needs it.
     task: Option<Waker>,
+    /// A handle asked the task for a full pass.
+    kicked: bool,
     to_wake: ToWake,
     span: tracing::Span,
 }
@@ -243,6 +245,7 @@ impl<T: Transport, C: Timer, P: Provider> Shared<T, C, P> {
                 recv_errors: 0,
                 gone_peers: Vec::new(),
                 task: None,
+                kicked: true,
                 to_wake: ToWake::default(),
                 span,
                 ep,
@@ -301,9 +304,13 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         self.clock.to_tern(self.timer.now())
     }
 
+    /// Asks the task to run a full pass (events, transmits, timer).
     fn wake_task(&mut self) {
-        if let Some(w) = &self.task {
-            self.to_wake.push(w.clone());
+        if !self.kicked {
+            self.kicked = true;
+            if let Some(w) = &self.task {
+                self.to_wake.push(w.clone());
+            }
         }
     }
 
@@ -347,20 +354,19 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
             }
             self.task = Some(cx.waker().clone());
         }
-        for _ in 0..PASSES {
-            let now = self.now();
-            self.write_pending(cx);
-            self.flush(now);
-            if self.finished(now) {
-                info!(parent: &self.span, "endpoint stopped");
-                self.stop(Error::EndpointClosed);
-                return Poll::Ready(());
+        let mut now = self.now();
+        // A full pass first only if a handle asked for one or the socket
+        // refused packets; otherwise the socket or the timer woke us.
+        if std::mem::take(&mut self.kicked) || self.pending.is_some() {
+            if let Some(r) = self.full_pass(cx, now) {
+                return r;
             }
-            self.arm_timer();
+        }
+        for _ in 0..PASSES {
             let mut busy = false;
             if self.timer_at.is_some() && self.timer.poll_expired(cx).is_ready() {
                 self.timer_at = None;
-                let now = self.now();
+                now = self.now();
                 self.ep.handle_timeout(now);
                 busy = true;
             }
@@ -369,7 +375,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
             };
             if let Poll::Ready(r) = socket.poll_recv(cx) {
                 busy = true;
-                let mut r = self.on_recv(r);
+                let mut r = self.on_recv(r, now);
                 // Take what else is waiting, without sleeping.
                 for _ in 1..BATCH {
                     if r.is_err() {
@@ -380,7 +386,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
                     };
                     match socket.try_recv() {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        next => r = self.on_recv(next),
+                        next => r = self.on_recv(next, now),
                     }
                 }
                 if let Err(e) = r {
@@ -392,11 +398,29 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
             if !busy {
                 return Poll::Pending;
             }
+            self.kicked = false;
+            if let Some(r) = self.full_pass(cx, now) {
+                return r;
+            }
         }
         // A busy endpoint finds work on every pass: let the runtime run
         // its other tasks now and then.
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Pending packets, events, transmits, the end of a shutdown, the
+    /// timer. `Some` when the task is done.
+    fn full_pass(&mut self, cx: &mut Context<'_>, now: tern::Instant) -> Option<Poll<()>> {
+        self.write_pending(cx);
+        self.flush(now);
+        if self.finished(now) {
+            info!(parent: &self.span, "endpoint stopped");
+            self.stop(Error::EndpointClosed);
+            return Some(Poll::Ready(()));
+        }
+        self.arm_timer();
+        None
     }
 
     /// Offers the socket the packets it refused, registering for
@@ -461,11 +485,11 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         }
     }
 
-    /// After a handle changed something: a deadline earlier than the one
-    /// armed moves the timer (it keeps the task's waker); one the task
-    /// does not know of at all needs the task.
-    fn check_timer(&mut self) {
-        let Some(t) = self.deadline() else {
+    /// After a handle changed something that now needs the timer at `at`:
+    /// a deadline earlier than the one armed moves the timer (it keeps the
+    /// task's waker); one the task does not know of at all needs the task.
+    fn check_timer(&mut self, at: Option<tern::Instant>) {
+        let Some(t) = at else {
             return;
         };
         match self.timer_at {
@@ -503,7 +527,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
     fn flush(&mut self, now: tern::Instant) {
         for _ in 0..16 {
             let events = self.drain_events(now);
-            self.transmit(now);
+            self.transmit(now, None);
             if events == 0 {
                 break;
             }
@@ -520,23 +544,45 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         n
     }
 
-    /// What a handle does after changing the state machine: events,
-    /// packets out (itself if the transport allows, else by the task),
-    /// the timer.
+    /// What a handle does after changing the state machine in a way that
+    /// may touch any connection: events, packets out (itself if the
+    /// transport allows, else by the task), the timer.
     fn after_op(&mut self, now: tern::Instant) {
         if self.stopped {
             return;
         }
         self.drain_events(now);
         if self.direct {
-            self.transmit(now);
+            self.transmit(now, None);
         } else {
             self.wake_task();
         }
         if !self.gone_peers.is_empty() {
             self.wake_task();
         }
-        self.check_timer();
+        self.check_timer(self.deadline());
+    }
+
+    /// What a handle does after changing connection `h` only: the same,
+    /// asking that connection alone (not the endpoint's round over every
+    /// connection).
+    fn after_conn_op(&mut self, h: ConnectionHandle, now: tern::Instant) {
+        if self.stopped {
+            return;
+        }
+        while let Some(e) = self.ep.connection_mut(h).and_then(|c| c.poll_event()) {
+            self.on_event(h, e, now);
+        }
+        if self.direct {
+            self.transmit(now, Some(h));
+        } else {
+            self.wake_task();
+        }
+        if !self.gone_peers.is_empty() {
+            self.wake_task();
+        }
+        let at = self.ep.connection(h).and_then(|c| c.poll_timeout());
+        self.check_timer(at);
     }
 
     /// Tells the transport which peers no open connection uses any more
@@ -614,10 +660,11 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         false
     }
 
-    /// Sends every packet the state machine has, batching runs of
-    /// equal-size packets to one destination into one segmented send.
-    /// Stops when the socket refuses packets.
-    fn transmit(&mut self, now: tern::Instant) {
+    /// Sends every packet the state machine has (`only`: that
+    /// connection's, without the endpoint's round over every connection),
+    /// batching runs of equal-size packets to one destination into one
+    /// segmented send. Stops when the socket refuses packets.
+    fn transmit(&mut self, now: tern::Instant, only: Option<ConnectionHandle>) {
         if self.pending.is_some() {
             return;
         }
@@ -630,11 +677,16 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         let mut len = 0;
         loop {
             let slot = self.tx_slot;
-            let polled = self
-                .ep
-                .poll_transmit(now, &mut self.tx_buf[len..len + slot]);
+            let buf = &mut self.tx_buf[len..len + slot];
+            let polled = match only {
+                None => self.ep.poll_transmit(now, buf).map(|o| o.map(|(_, t)| t)),
+                Some(h) => match self.ep.connection_mut(h) {
+                    Some(c) => c.poll_transmit(now, buf),
+                    None => Ok(None),
+                },
+            };
             let t = match polled {
-                Ok(Some((_, t))) => t,
+                Ok(Some(t)) => t,
                 Ok(None) => break,
                 Err(tern::connection::TransmitError::BufferTooSmall { needed }) => {
                     if self.send_batch(batch.take(), len) {
@@ -690,7 +742,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         self.send_batch(batch.take(), len);
     }
 
-    fn on_recv(&mut self, r: io::Result<usize>) -> io::Result<()> {
+    fn on_recv(&mut self, r: io::Result<usize>, now: tern::Instant) -> io::Result<()> {
         let bufs = match r {
             Ok(n) => n,
             Err(e) => {
@@ -705,7 +757,6 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
             }
         };
         self.recv_errors = 0;
-        let now = self.now();
         for i in 0..bufs {
             let Some(socket) = self.socket.as_mut() else {
                 return Ok(());
@@ -961,15 +1012,14 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
         self.with(|s| {
             let now = s.now();
             let st = slot(&mut s.conns, k).ok_or_else(unknown)?;
-            let core = match (st.handle, st.closing) {
-                (Some(h), None) => s.ep.connection_mut(h),
-                _ => None,
+            let (Some(h), None) = (st.handle, st.closing) else {
+                return Err(SendError::Closed(st.gone()));
             };
-            let Some(c) = core else {
+            let Some(c) = s.ep.connection_mut(h) else {
                 return Err(SendError::Closed(st.gone()));
             };
             let r = c.open_channel().map_err(|e| st.send_error(e));
-            s.after_op(now);
+            s.after_conn_op(h, now);
             r
         })
     }
@@ -1018,10 +1068,10 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
                 return Poll::Ready(Err(SendError::Closed(unknown())));
             }
             let core = match (st.handle, st.closing) {
-                (Some(h), None) => s.ep.connection_mut(h),
+                (Some(h), None) => s.ep.connection_mut(h).map(|c| (h, c)),
                 _ => None,
             };
-            let Some(c) = core else {
+            let Some((h, c)) = core else {
                 st.waiters(Wait::Send).remove(t);
                 return Poll::Ready(Err(SendError::Closed(st.gone())));
             };
@@ -1029,7 +1079,7 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
                 Ok(()) => {
                     st.waiters(Wait::Send).remove(t);
                     let now = s.now();
-                    s.after_op(now);
+                    s.after_conn_op(h, now);
                     Poll::Ready(Ok(()))
                 }
                 Err(CoreSendError::WouldBlock(_)) => {
@@ -1062,12 +1112,13 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
                 st.waiters(Wait::Recv).remove(t);
                 return Poll::Ready(Ok(m));
             }
-            if let Some(c) = st.handle.and_then(|h| s.ep.connection_mut(h))
+            if let Some(h) = st.handle
+                && let Some(c) = s.ep.connection_mut(h)
                 && let Some(m) = read_message(c, channel, &mut s.msg_buf)
             {
                 st.waiters(Wait::Recv).remove(t);
                 let now = s.now();
-                s.after_op(now);
+                s.after_conn_op(h, now);
                 return Poll::Ready(Ok(m));
             }
             if let Some(e) = &st.ended {
@@ -1087,15 +1138,14 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
         self.with(|s| {
             let now = s.now();
             let st = slot(&mut s.conns, k).ok_or_else(unknown)?;
-            let core = match (st.handle, st.closing) {
-                (Some(h), None) => s.ep.connection_mut(h),
-                _ => None,
+            let (Some(h), None) = (st.handle, st.closing) else {
+                return Err(SendError::Closed(st.gone()));
             };
-            let Some(c) = core else {
+            let Some(c) = s.ep.connection_mut(h) else {
                 return Err(SendError::Closed(st.gone()));
             };
             let r = c.send_datagram(data).map_err(|e| st.send_error(e));
-            s.after_op(now);
+            s.after_conn_op(h, now);
             r
         })
     }
@@ -1177,7 +1227,9 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
                     c.close(now, code, reason);
                 }
                 st.start_close(code, &mut s.to_wake);
-                s.after_op(now);
+                if let Some(h) = st.handle {
+                    s.after_conn_op(h, now);
+                }
             }
             let Some(st) = slot(&mut s.conns, k) else {
                 return Poll::Ready(Err(unknown()));
@@ -1232,7 +1284,7 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
                     if let Some(st) = slot(&mut s.conns, key) {
                         debug!(parent: &st.span, "handshake started");
                     }
-                    s.after_op(now);
+                    s.after_conn_op(h, now);
                     Ok(key)
                 }
                 Err(e) => {

@@ -24,6 +24,8 @@ mod error;
 mod runtime;
 mod stats;
 mod tcp;
+#[cfg(test)]
+mod tests;
 mod udp;
 
 pub use connection::Connection;
