@@ -509,7 +509,13 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         let now = self.now();
         for st in self.conns.iter_mut().flatten() {
             if st.ended.is_none() {
-                st.on_ended::<P>(None, error.clone(), now, &mut self.msg_buf, &mut self.to_wake);
+                st.on_ended::<P>(
+                    None,
+                    error.clone(),
+                    now,
+                    &mut self.msg_buf,
+                    &mut self.to_wake,
+                );
             }
         }
         self.accept_w.wake_all(&mut self.to_wake);
@@ -1421,4 +1427,3 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
         });
     }
 }
-

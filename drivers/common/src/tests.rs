@@ -148,9 +148,7 @@ impl Timer for TokioTimer {
         tokio::time::Instant::now().into_std()
     }
     fn reset(&mut self, at: Instant) {
-        self.0
-            .as_mut()
-            .reset(tokio::time::Instant::from_std(at));
+        self.0.as_mut().reset(tokio::time::Instant::from_std(at));
     }
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.0.as_mut().poll(cx)
@@ -181,12 +179,19 @@ async fn packets_a_full_socket_refused_are_sent_by_the_task_once_writable() {
     let server_addr = server_io.addr;
     // The client's buffer fills after every third send call.
     let (client_io, buffer) = mem(&net, 2, 3);
-    let (server, task) =
-        Endpoint::start(server_io, timer(), EndpointConfig::server(Config::service(), key))
-            .unwrap();
+    let (server, task) = Endpoint::start(
+        server_io,
+        timer(),
+        EndpointConfig::server(Config::service(), key),
+    )
+    .unwrap();
     tokio::spawn(task);
-    let (client, task) =
-        Endpoint::start(client_io, timer(), EndpointConfig::client(Config::service())).unwrap();
+    let (client, task) = Endpoint::start(
+        client_io,
+        timer(),
+        EndpointConfig::client(Config::service()),
+    )
+    .unwrap();
     tokio::spawn(task);
     // Something that drains the buffer a while after it filled, and
     // wakes whoever waits to write.
@@ -226,6 +231,9 @@ async fn packets_a_full_socket_refused_are_sent_by_the_task_once_writable() {
     drainer.abort();
     result.expect("test took too long");
     let b = buffer.lock().unwrap();
-    assert!(b.refused > 0, "the socket never refused a packet: the test proves nothing");
+    assert!(
+        b.refused > 0,
+        "the socket never refused a packet: the test proves nothing"
+    );
     assert!(b.sent_packets > 300, "{} packets", b.sent_packets);
 }

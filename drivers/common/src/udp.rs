@@ -135,7 +135,24 @@ impl<U: UdpIo> Transport for UdpTransport<U> {
         let mut bufs: [IoSliceMut<'_>; RECV_BUFS] =
             std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
         let (state, io, meta) = (&self.state, &self.io, &mut self.meta);
-        io.try_io(false, || state.recv(io.sock_ref(), &mut bufs, meta))
+        // Fewer buffers than offered means the call found the socket's
+        // queue empty: say "would block" to the runtime too, so that it
+        // clears the readiness it saw before the call (a datagram that
+        // came after raises it again) and the next receive waits without
+        // a system call that would only fail.
+        let mut drained = None;
+        let r = io.try_io(false, || {
+            let n = state.recv(io.sock_ref(), &mut bufs, meta)?;
+            if n < RECV_BUFS && RECV_BUFS > 1 {
+                drained = Some(n);
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match drained {
+            Some(n) => Ok(n),
+            None => r,
+        }
     }
 
     fn meta(&self, i: usize) -> (SocketAddr, usize, usize) {

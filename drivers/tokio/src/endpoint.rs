@@ -60,7 +60,7 @@ impl Endpoint {
             .map_err(|e| io::Error::other(format!("tern-tokio needs a tokio runtime: {e}")))?;
         socket.set_nonblocking(true)?;
         let _guard = runtime.enter();
-        let transport = UdpTransport::new(TokioUdp(tokio::net::UdpSocket::from_std(socket)?))?;
+        let transport = UdpTransport::new(TokioUdp::new(socket)?)?;
         let (inner, driver) = tern_driver::Endpoint::start(transport, TokioTimer::new(), config)?;
         runtime.spawn(driver);
         Ok(Endpoint { inner })
@@ -81,7 +81,7 @@ impl Endpoint {
             .map_err(|e| io::Error::other(format!("tern-tokio needs a tokio runtime: {e}")))?;
         socket.set_nonblocking(true)?;
         let _guard = runtime.enter();
-        let transport = UdpTransport::new(TokioUdp(tokio::net::UdpSocket::from_std(socket)?))?;
+        let transport = UdpTransport::new(TokioUdp::new(socket)?)?;
         let (inner, driver) = tern_driver::Endpoint::start_with_provider::<_, _, P>(
             transport,
             TokioTimer::new(),

@@ -18,8 +18,11 @@ fn loopback() -> SocketAddr {
 
 /// A server and a client connected to it, with `config` on both sides.
 async fn pair(config: Config) -> (Endpoint, Endpoint, Connection, Connection) {
-    let server = Endpoint::bind(loopback(), EndpointConfig::server(config.clone(), SERVER_KEY))
-        .unwrap();
+    let server = Endpoint::bind(
+        loopback(),
+        EndpointConfig::server(config.clone(), SERVER_KEY),
+    )
+    .unwrap();
     let client = Endpoint::client(loopback(), config).unwrap();
     let conn = client
         .connect(server.local_addr(), public_key(&SERVER_KEY))
@@ -185,11 +188,7 @@ async fn cancelled_blocked_calls_lose_nothing() {
     timeout(LIMIT, async {
         let (_server, _client, conn, sc) = pair(small()).await;
         // A receive waiting on an empty connection, cancelled.
-        assert!(
-            timeout(Duration::from_millis(50), sc.recv())
-                .await
-                .is_err()
-        );
+        assert!(timeout(Duration::from_millis(50), sc.recv()).await.is_err());
         let mut queued = 0u32;
         loop {
             let m = queued.to_be_bytes().repeat(250);
@@ -228,7 +227,11 @@ async fn cancelled_blocked_calls_lose_nothing() {
             if let Some(r) = r {
                 let (ch, m) = r.unwrap();
                 assert_eq!(ch, 1);
-                assert_eq!(m, Bytes::from(got.to_be_bytes().repeat(250)), "message {got}");
+                assert_eq!(
+                    m,
+                    Bytes::from(got.to_be_bytes().repeat(250)),
+                    "message {got}"
+                );
                 got += 1;
             }
         }
