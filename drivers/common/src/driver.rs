@@ -43,10 +43,21 @@ use tern::{Credentials, Event, Side};
 use tern_ring::RingCrypto;
 use tracing::{debug, info, trace, warn};
 
-/// Receive batches taken in one pass of the task.
-const BATCH: usize = 64;
+/// Receive calls (each up to a few buffers, a buffer up to 64 KiB of
+/// coalesced datagrams) in one pass of the task, under one hold of the lock.
+const BATCH: usize = 2;
 /// Passes of the task in one poll before it lets other tasks run.
-const PASSES: u32 = 32;
+const PASSES: u32 = 256;
+
+/// What a pass of the task found.
+enum Step {
+    /// Nothing to do: wait for the socket, the timer or a handle.
+    Idle,
+    /// Work done; look again.
+    Busy,
+    /// The endpoint stopped.
+    Done,
+}
 /// Consecutive receive errors after which the socket is taken as broken.
 const MAX_RECV_ERRORS: u32 = 64;
 
@@ -282,7 +293,20 @@ impl<T: Transport, C: Timer, P: Provider> Future for Task<T, C, P> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.shared.with(|s| s.poll_task(cx))
+        if let Some(r) = self.shared.with(|s| s.begin_poll(cx)) {
+            return r;
+        }
+        for _ in 0..PASSES {
+            match self.shared.with(|s| s.pass(cx)) {
+                Step::Idle => return Poll::Pending,
+                Step::Done => return Poll::Ready(()),
+                Step::Busy => {}
+            }
+        }
+        // A busy endpoint finds work on every pass: let the runtime run
+        // its other tasks now and then.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -344,9 +368,10 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
 
     // ----- the endpoint's task -----
 
-    fn poll_task(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// The start of a poll of the task: `Some` when it is done.
+    fn begin_poll(&mut self, cx: &mut Context<'_>) -> Option<Poll<()>> {
         if self.stopped {
-            return Poll::Ready(());
+            return Some(Poll::Ready(()));
         }
         if !self.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             if self.task.is_none() {
@@ -354,59 +379,65 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
             }
             self.task = Some(cx.waker().clone());
         }
-        let mut now = self.now();
         // A full pass first only if a handle asked for one or the socket
         // refused packets; otherwise the socket or the timer woke us.
         if std::mem::take(&mut self.kicked) || self.pending.is_some() {
-            if let Some(r) = self.full_pass(cx, now) {
-                return r;
-            }
+            let now = self.now();
+            return self.full_pass(cx, now);
         }
-        for _ in 0..PASSES {
-            let mut busy = false;
-            if self.timer_at.is_some() && self.timer.poll_expired(cx).is_ready() {
-                self.timer_at = None;
-                now = self.now();
-                self.ep.handle_timeout(now);
-                busy = true;
-            }
-            let Some(socket) = self.socket.as_mut() else {
-                return Poll::Ready(());
-            };
-            if let Poll::Ready(r) = socket.poll_recv(cx) {
-                busy = true;
-                let mut r = self.on_recv(r, now);
-                // Take what else is waiting, without sleeping.
-                for _ in 1..BATCH {
-                    if r.is_err() {
-                        break;
-                    }
-                    let Some(socket) = self.socket.as_mut() else {
-                        break;
-                    };
-                    match socket.try_recv() {
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        next => r = self.on_recv(next, now),
+        None
+    }
+
+    /// One pass of the task (the lock is released between passes, so
+    /// handles never wait long for it): the timer, a few receive batches,
+    /// then a full pass if anything happened.
+    fn pass(&mut self, cx: &mut Context<'_>) -> Step {
+        if self.stopped {
+            return Step::Done;
+        }
+        let mut now = self.now();
+        let mut busy = false;
+        if self.timer_at.is_some() && self.timer.poll_expired(cx).is_ready() {
+            self.timer_at = None;
+            self.ep.handle_timeout(now);
+            busy = true;
+        }
+        let Some(socket) = self.socket.as_mut() else {
+            return Step::Done;
+        };
+        if let Poll::Ready(r) = socket.poll_recv(cx) {
+            busy = true;
+            let mut r = self.on_recv(r, now);
+            // Take what else is waiting, without sleeping.
+            for _ in 1..BATCH {
+                if r.is_err() {
+                    break;
+                }
+                let Some(socket) = self.socket.as_mut() else {
+                    break;
+                };
+                match socket.try_recv() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    next => {
+                        now = self.now();
+                        r = self.on_recv(next, now);
                     }
                 }
-                if let Err(e) = r {
-                    warn!(parent: &self.span, error = %e, "endpoint socket failed; every connection ends");
-                    self.stop(Error::Io(Arc::new(e)));
-                    return Poll::Ready(());
-                }
             }
-            if !busy {
-                return Poll::Pending;
-            }
-            self.kicked = false;
-            if let Some(r) = self.full_pass(cx, now) {
-                return r;
+            if let Err(e) = r {
+                warn!(parent: &self.span, error = %e, "endpoint socket failed; every connection ends");
+                self.stop(Error::Io(Arc::new(e)));
+                return Step::Done;
             }
         }
-        // A busy endpoint finds work on every pass: let the runtime run
-        // its other tasks now and then.
-        cx.waker().wake_by_ref();
-        Poll::Pending
+        if !busy {
+            return Step::Idle;
+        }
+        self.kicked = false;
+        match self.full_pass(cx, now) {
+            Some(_) => Step::Done,
+            None => Step::Busy,
+        }
     }
 
     /// Pending packets, events, transmits, the end of a shutdown, the
