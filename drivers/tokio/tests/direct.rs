@@ -215,7 +215,7 @@ async fn cancelled_blocked_calls_lose_nothing() {
         let mut k = 0u32;
         while got < queued {
             k += 1;
-            let r = if k % 3 == 0 {
+            let r = if k.is_multiple_of(3) {
                 tokio::select! {
                     biased;
                     () = tokio::task::yield_now() => None,
