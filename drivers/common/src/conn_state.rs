@@ -325,22 +325,45 @@ pub(crate) fn close_outcome(e: &Error) -> Result<(), Error> {
     }
 }
 
-/// The next message of `channel` (any when `None`) from the core, copied
-/// into the `Bytes` the application gets.
+/// Messages up to this size are read through the endpoint's buffer and
+/// copied into their `Bytes`; larger ones are read straight into their
+/// own allocation (one copy fewer for bulk transfers).
+pub(crate) const INLINE_MESSAGE: usize = 2048;
+
+/// The next message of `channel` (any when `None`) from the core, in the
+/// `Bytes` the application gets.
 pub(crate) fn read_message<P: Provider>(
     core: &mut Core<P>,
     channel: Option<u32>,
     buf: &mut Vec<u8>,
 ) -> Option<(u32, Bytes)> {
-    loop {
-        let r = match channel {
+    fn recv<P: Provider>(
+        core: &mut Core<P>,
+        channel: Option<u32>,
+        buf: &mut [u8],
+    ) -> Result<Option<(u32, usize)>, usize> {
+        match channel {
             None => core.recv_any(buf),
             Some(c) => core.recv(c, buf).map(|o| o.map(|n| (c, n))),
-        };
-        match r {
-            Ok(Some((ch, n))) => return Some((ch, Bytes::copy_from_slice(&buf[..n]))),
+        }
+    }
+    if buf.len() < INLINE_MESSAGE {
+        buf.resize(INLINE_MESSAGE, 0);
+    }
+    let mut own = match recv(core, channel, &mut buf[..INLINE_MESSAGE]) {
+        Ok(Some((ch, n))) => return Some((ch, Bytes::copy_from_slice(&buf[..n]))),
+        Ok(None) => return None,
+        Err(needed) => vec![0u8; needed],
+    };
+    loop {
+        match recv(core, channel, &mut own) {
+            Ok(Some((ch, n))) => {
+                own.truncate(n);
+                return Some((ch, Bytes::from(own)));
+            }
             Ok(None) => return None,
-            Err(needed) => buf.resize(needed, 0),
+            // Another channel's turn came with a larger message.
+            Err(needed) => own.resize(needed, 0),
         }
     }
 }

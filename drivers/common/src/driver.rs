@@ -228,7 +228,6 @@ impl<T: Transport, C: Timer, P: Provider> Shared<T, C, P> {
         let cfg = &ep.config().connection;
         let tx_slot = usize::from(cfg.max_packet_size);
         let batch = batch_limit(socket.max_segments(), tx_slot);
-        let msg_len = cfg.max_message_size as usize;
         let direct = socket.sends_anywhere();
         Arc::new(Shared {
             state: Mutex::new(State {
@@ -252,7 +251,7 @@ impl<T: Transport, C: Timer, P: Provider> Shared<T, C, P> {
                 tx_buf: vec![0; tx_slot * batch],
                 tx_slot,
                 pending: None,
-                msg_buf: vec![0; msg_len.max(1)],
+                msg_buf: vec![0; crate::conn_state::INLINE_MESSAGE],
                 recv_errors: 0,
                 gone_peers: Vec::new(),
                 task: None,
