@@ -473,6 +473,12 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
                 Poll::Ready(Ok(())) => {}
             }
         }
+        // Writable, yet still refused: try again soon rather than wait
+        // for a readiness that was already reported.
+        if self.pending.is_some() {
+            self.kicked = true;
+            cx.waker().wake_by_ref();
+        }
     }
 
     /// Whether the endpoint should stop: shut down and every connection
