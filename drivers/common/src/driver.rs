@@ -510,14 +510,19 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         }
     }
 
-    /// The task's timer follows the deadline (only the task polls it).
+    /// Arms the timer for the deadline if it is earlier than the one
+    /// armed. A deadline that moved later (or went away) leaves the timer
+    /// as it is: it fires early once, finds nothing due, and is armed
+    /// again then. Deadlines move on every packet (an acknowledgement
+    /// delay, a probe timeout) and the earlier ones rarely fire, so this
+    /// re-arms the runtime's timer far less often.
     fn arm_timer(&mut self) {
-        let at = self.deadline();
-        if at != self.timer_at {
-            if let Some(t) = at {
-                self.timer.reset(self.clock.to_std(t));
-            }
-            self.timer_at = at;
+        let Some(t) = self.deadline() else {
+            return;
+        };
+        if self.timer_at.is_none_or(|armed| t < armed) {
+            self.timer.reset(self.clock.to_std(t));
+            self.timer_at = Some(t);
         }
     }
 
