@@ -378,3 +378,72 @@ pub(crate) fn read_datagram<P: Provider>(core: &mut Core<P>, buf: &mut Vec<u8>) 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn waker() -> (Arc<Count>, Waker) {
+        let c = Arc::new(Count(AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    /// A future polled again keeps one entry; a dropped one leaves none;
+    /// a wake reaches every waiting task once, after the lock (here: when
+    /// `ToWake::wake` runs), and empties the list.
+    #[test]
+    fn wait_lists_hold_one_entry_per_waiting_future() {
+        let mut list = WaitList::default();
+        let (a, wa) = waker();
+        let (b, wb) = waker();
+        let (mut ta, mut tb) = (None, None);
+        for _ in 0..10 {
+            list.register(&mut ta, &wa);
+        }
+        list.register(&mut tb, &wb);
+        assert_eq!(list.list.len(), 2);
+        // A future dropped while waiting leaves nothing behind.
+        list.remove(&mut tb);
+        assert_eq!(tb, None);
+        assert_eq!(list.list.len(), 1);
+        // Polled again with another waker (moved to another task): the
+        // entry is replaced, not added.
+        let (a2, wa2) = waker();
+        list.register(&mut ta, &wa2);
+        assert_eq!(list.list.len(), 1);
+        let mut out = ToWake::default();
+        list.wake_all(&mut out);
+        assert!(list.list.is_empty());
+        assert_eq!(a2.0.load(Ordering::SeqCst), 0, "woken under the lock");
+        out.wake();
+        assert_eq!(a2.0.load(Ordering::SeqCst), 1);
+        assert_eq!(a.0.load(Ordering::SeqCst), 0);
+        assert_eq!(b.0.load(Ordering::SeqCst), 0);
+        // The woken future's token is stale: polling again registers anew.
+        list.register(&mut ta, &wa2);
+        assert_eq!(list.list.len(), 1);
+    }
+
+    /// More tasks than fit inline are all woken.
+    #[test]
+    fn to_wake_holds_any_number_of_wakers() {
+        let mut out = ToWake::default();
+        let counts: Vec<_> = (0..9).map(|_| waker()).collect();
+        for (_, w) in &counts {
+            out.push(w.clone());
+        }
+        assert!(!out.is_empty());
+        out.wake();
+        assert!(counts.iter().all(|(c, _)| c.0.load(Ordering::SeqCst) == 1));
+    }
+}
