@@ -292,11 +292,16 @@ impl<T: Transport, C: Timer, P: Provider> Future for Task<T, C, P> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(r) = self.shared.with(|s| s.begin_poll(cx)) {
-            return r;
-        }
-        for _ in 0..PASSES {
-            match self.shared.with(|s| s.pass(cx)) {
+        for i in 0..PASSES {
+            let step = self.shared.with(|s| {
+                if i == 0
+                    && let Some(r) = s.begin_poll(cx)
+                {
+                    return if r.is_ready() { Step::Done } else { Step::Idle };
+                }
+                s.pass(cx)
+            });
+            match step {
                 Step::Idle => return Poll::Pending,
                 Step::Done => return Poll::Ready(()),
                 Step::Busy => {}
@@ -394,10 +399,13 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         if self.stopped {
             return Step::Done;
         }
-        let mut now = self.now();
+        // The clock is read only when there is work (an idle pass is the
+        // common last one).
+        let mut now = tern::Instant::ZERO;
         let mut busy = false;
         if self.timer_at.is_some() && self.timer.poll_expired(cx).is_ready() {
             self.timer_at = None;
+            now = self.now();
             self.ep.handle_timeout(now);
             busy = true;
         }
@@ -405,6 +413,9 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
             return Step::Done;
         };
         if let Poll::Ready(r) = socket.poll_recv(cx) {
+            if !busy {
+                now = self.now();
+            }
             busy = true;
             let mut r = self.on_recv(r, now);
             // Take what else is waiting, without sleeping.
