@@ -1,18 +1,18 @@
-//! What the endpoint task keeps for each connection: the application's
-//! waiting requests, and what was read from the state machine but not yet
-//! handed over.
+//! What the endpoint keeps for each connection besides the state machine:
+//! the wakers of the tasks waiting on it, and what was read from the state
+//! machine when the connection ended but not yet taken by the application.
 //!
 //! Messages stay in the state machine's windows until the application asks
-//! for them, so a reader that does not read holds back the sender (flow
-//! control works end to end). The stashes only hold what a cancelled
-//! request left behind and what was drained when the connection ended.
+//! for them (a handle reads them itself, under the endpoint's lock), so a
+//! reader that does not read holds back the sender: flow control works end
+//! to end. The stashes only hold what was left when the connection ended.
 
 use crate::error::{Error, SendError};
 use crate::stats::Stats;
 use bytes::Bytes;
-use futures_channel::oneshot;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::task::Waker;
 use std::time::Duration;
 use tern::connection::SendError as CoreSendError;
 use tern::endpoint::ConnectionHandle;
@@ -33,22 +33,108 @@ impl<P: tern::crypto::CryptoProvider<Aead: Send> + Clone + Default + Send + 'sta
 /// sizes on the crypto provider `P`.
 pub(crate) type Core<P> = tern::Connection<tern::storage::HeapBytes, 64, 256, P>;
 
-type RecvReply = oneshot::Sender<Result<(u32, Bytes), Error>>;
+/// Wakers to call once the endpoint's lock is released: a waker may run
+/// code (an executor that drops a cancelled task's future at once), and
+/// that code may need the lock. The first few live inline, so the common
+/// case (one task to wake) allocates nothing.
+#[derive(Default)]
+pub(crate) struct ToWake {
+    few: [Option<Waker>; 4],
+    n: usize,
+    more: Vec<Waker>,
+}
 
-/// A message waiting for room in its channel.
-pub(crate) struct PendingSend {
-    channel: u32,
-    data: Bytes,
-    reply: oneshot::Sender<Result<(), SendError>>,
+impl ToWake {
+    pub(crate) fn push(&mut self, w: Waker) {
+        if let Some(slot) = self.few.get_mut(self.n) {
+            *slot = Some(w);
+            self.n += 1;
+        } else {
+            self.more.push(w);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Wakes every task (after the lock was released).
+    pub(crate) fn wake(self) {
+        for w in self.few.into_iter().flatten() {
+            w.wake();
+        }
+        for w in self.more {
+            w.wake();
+        }
+    }
+}
+
+/// The tasks waiting for one thing. Each waiting future holds a token, so
+/// that polling it again replaces its waker and dropping it removes it:
+/// the list never holds more than one entry per waiting future.
+#[derive(Default)]
+pub(crate) struct WaitList {
+    next: u64,
+    list: Vec<(u64, Waker)>,
+}
+
+impl WaitList {
+    /// Registers (or refreshes) the waker of the future holding `token`.
+    pub(crate) fn register(&mut self, token: &mut Option<u64>, w: &Waker) {
+        if let Some(t) = *token
+            && let Some(e) = self.list.iter_mut().find(|e| e.0 == t)
+        {
+            if !e.1.will_wake(w) {
+                e.1 = w.clone();
+            }
+            return;
+        }
+        self.next += 1;
+        *token = Some(self.next);
+        self.list.push((self.next, w.clone()));
+    }
+
+    /// Forgets the future holding `token` (it got what it waited for, or
+    /// it was dropped).
+    pub(crate) fn remove(&mut self, token: &mut Option<u64>) {
+        if let Some(t) = token.take()
+            && let Some(i) = self.list.iter().position(|e| e.0 == t)
+        {
+            self.list.remove(i);
+        }
+    }
+
+    /// Wakes every waiting task (in the order they first waited); they
+    /// poll again and register again if they must keep waiting.
+    pub(crate) fn wake_all(&mut self, out: &mut ToWake) {
+        for (_, w) in self.list.drain(..) {
+            out.push(w);
+        }
+    }
+}
+
+/// What a connection handle waits for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Wait {
+    Recv,
+    Send,
+    Datagram,
+    Channel,
+    Close,
+    Connect,
 }
 
 pub(crate) struct ConnState {
+    /// Never reused within the endpoint (the slab slot is).
+    pub(crate) id: u64,
     /// The core connection while it lives; `None` once it ended.
     pub(crate) handle: Option<ConnectionHandle>,
     pub(crate) peer: SocketAddr,
     pub(crate) side: Side,
-    /// A client's `connect` waiting for the handshake.
-    pub(crate) connect_reply: Option<oneshot::Sender<Result<crate::Connection, Error>>>,
+    /// A client connection whose `connect` still waits for the handshake.
+    pub(crate) connecting: bool,
+    /// The handshake finished.
+    pub(crate) established: bool,
     /// A `Connection` was made for it (accepted or connected).
     pub(crate) handed_out: bool,
     /// No `Connection` handle is left.
@@ -60,12 +146,13 @@ pub(crate) struct ConnState {
     final_stats: Option<Stats>,
     stash: VecDeque<(u32, Bytes)>,
     dgram_stash: VecDeque<Bytes>,
-    opened: VecDeque<u32>,
-    recv_waiters: Vec<(Option<u32>, RecvReply)>,
-    dgram_waiters: VecDeque<oneshot::Sender<Result<Bytes, Error>>>,
-    channel_waiters: VecDeque<oneshot::Sender<Result<u32, Error>>>,
-    pending_sends: VecDeque<PendingSend>,
-    close_waiters: Vec<oneshot::Sender<Result<(), Error>>>,
+    pub(crate) opened: VecDeque<u32>,
+    recv_w: WaitList,
+    send_w: WaitList,
+    dgram_w: WaitList,
+    chan_w: WaitList,
+    close_w: WaitList,
+    connect_w: WaitList,
     pub(crate) span: tracing::Span,
 }
 
@@ -75,13 +162,15 @@ impl ConnState {
         handle: ConnectionHandle,
         peer: SocketAddr,
         side: Side,
-        connect_reply: Option<oneshot::Sender<Result<crate::Connection, Error>>>,
+        parent: &tracing::Span,
     ) -> Self {
         ConnState {
+            id,
             handle: Some(handle),
             peer,
             side,
-            connect_reply,
+            connecting: side == Side::Client,
+            established: false,
             handed_out: false,
             released: false,
             closing: None,
@@ -90,13 +179,30 @@ impl ConnState {
             stash: VecDeque::new(),
             dgram_stash: VecDeque::new(),
             opened: VecDeque::new(),
-            recv_waiters: Vec::new(),
-            dgram_waiters: VecDeque::new(),
-            channel_waiters: VecDeque::new(),
-            pending_sends: VecDeque::new(),
-            close_waiters: Vec::new(),
-            span: tracing::info_span!("conn", id, peer = %peer, side = ?side),
+            recv_w: WaitList::default(),
+            send_w: WaitList::default(),
+            dgram_w: WaitList::default(),
+            chan_w: WaitList::default(),
+            close_w: WaitList::default(),
+            connect_w: WaitList::default(),
+            span: tracing::info_span!(parent: parent, "conn", id, peer = %peer, side = ?side),
         }
+    }
+
+    pub(crate) fn waiters(&mut self, w: Wait) -> &mut WaitList {
+        match w {
+            Wait::Recv => &mut self.recv_w,
+            Wait::Send => &mut self.send_w,
+            Wait::Datagram => &mut self.dgram_w,
+            Wait::Channel => &mut self.chan_w,
+            Wait::Close => &mut self.close_w,
+            Wait::Connect => &mut self.connect_w,
+        }
+    }
+
+    /// Wakes every task waiting for `w`.
+    pub(crate) fn wake(&mut self, w: Wait, out: &mut ToWake) {
+        self.waiters(w).wake_all(out);
     }
 
     /// The error a call on a closing or closed connection gets.
@@ -143,267 +249,74 @@ impl ConnState {
         }
     }
 
-    // ----- receiving -----
+    // ----- what was left when the connection ended -----
 
-    /// Takes the next message for `channel` (any when `None`): from the
-    /// stash first, then from the core. Returns where it was, so a failed
-    /// hand-over can put it back.
-    fn take_message<P: Provider>(
-        &mut self,
-        core: Option<&mut Core<P>>,
-        channel: Option<u32>,
-        buf: &mut Vec<u8>,
-    ) -> Option<(usize, u32, Bytes)> {
+    /// The next stashed message for `channel` (any when `None`).
+    pub(crate) fn take_stashed(&mut self, channel: Option<u32>) -> Option<(u32, Bytes)> {
+        if self.stash.is_empty() {
+            return None;
+        }
         let pos = match channel {
-            None => (!self.stash.is_empty()).then_some(0),
-            Some(c) => self.stash.iter().position(|(ch, _)| *ch == c),
+            None => 0,
+            Some(c) => self.stash.iter().position(|(ch, _)| *ch == c)?,
         };
-        if let Some(pos) = pos {
-            let (ch, b) = self.stash.remove(pos)?;
-            return Some((pos, ch, b));
-        }
-        let (ch, b) = read_message(core?, channel, buf)?;
-        Some((self.stash.len(), ch, b))
+        self.stash.remove(pos)
     }
 
-    pub(crate) fn add_recv_waiter(&mut self, channel: Option<u32>, reply: RecvReply) {
-        self.recv_waiters.push((channel, reply));
-    }
-
-    /// Hands messages to waiting `recv` calls, in the order they asked;
-    /// fails the rest once the connection has ended and nothing is left.
-    pub(crate) fn serve_recv<P: Provider>(
-        &mut self,
-        mut core: Option<&mut Core<P>>,
-        buf: &mut Vec<u8>,
-    ) {
-        let mut i = 0;
-        while i < self.recv_waiters.len() {
-            if self.recv_waiters[i].1.is_canceled() {
-                self.recv_waiters.remove(i);
-                continue;
-            }
-            let channel = self.recv_waiters[i].0;
-            match self.take_message(core.as_deref_mut(), channel, buf) {
-                Some((pos, ch, b)) => {
-                    let (_, w) = self.recv_waiters.remove(i);
-                    if let Err(Ok(msg)) = w.send(Ok((ch, b))) {
-                        // The caller went away at that very moment.
-                        self.stash.insert(pos, msg);
-                    }
-                }
-                None => match &self.ended {
-                    Some(e) => {
-                        let e = e.clone();
-                        let (_, w) = self.recv_waiters.remove(i);
-                        let _ = w.send(Err(e));
-                    }
-                    None => i += 1,
-                },
-            }
-        }
-    }
-
-    pub(crate) fn add_datagram_waiter(&mut self, reply: oneshot::Sender<Result<Bytes, Error>>) {
-        self.dgram_waiters.push_back(reply);
-    }
-
-    pub(crate) fn serve_datagrams<P: Provider>(
-        &mut self,
-        mut core: Option<&mut Core<P>>,
-        buf: &mut Vec<u8>,
-    ) {
-        while let Some(w) = self.dgram_waiters.pop_front() {
-            if w.is_canceled() {
-                continue;
-            }
-            let d = match self.dgram_stash.pop_front() {
-                Some(d) => Some(d),
-                None => core
-                    .as_deref_mut()
-                    .and_then(|c| read_datagram(c, buf))
-                    .map(|n| Bytes::copy_from_slice(&buf[..n])),
-            };
-            match (d, &self.ended) {
-                (Some(d), _) => {
-                    if let Err(Ok(d)) = w.send(Ok(d)) {
-                        self.dgram_stash.push_front(d);
-                    }
-                }
-                (None, Some(e)) => {
-                    let _ = w.send(Err(e.clone()));
-                }
-                (None, None) => {
-                    self.dgram_waiters.push_front(w);
-                    return;
-                }
-            }
-        }
-    }
-
-    // ----- channels -----
-
-    pub(crate) fn channel_opened(&mut self, id: u32) {
-        self.opened.push_back(id);
-        self.serve_channels();
-    }
-
-    pub(crate) fn add_channel_waiter(&mut self, reply: oneshot::Sender<Result<u32, Error>>) {
-        self.channel_waiters.push_back(reply);
-        self.serve_channels();
-    }
-
-    fn serve_channels(&mut self) {
-        while let Some(w) = self.channel_waiters.pop_front() {
-            if w.is_canceled() {
-                continue;
-            }
-            match (self.opened.pop_front(), &self.ended) {
-                (Some(id), _) => {
-                    if let Err(Ok(id)) = w.send(Ok(id)) {
-                        self.opened.push_front(id);
-                    }
-                }
-                (None, Some(e)) => {
-                    let _ = w.send(Err(e.clone()));
-                }
-                (None, None) => {
-                    self.channel_waiters.push_front(w);
-                    return;
-                }
-            }
-        }
-    }
-
-    // ----- sending -----
-
-    /// Queues `data` on `channel`, or parks it until the channel has room.
-    /// A channel's messages keep their order: one parked message holds
-    /// back the later ones.
-    pub(crate) fn send<P: Provider>(
-        &mut self,
-        core: Option<&mut Core<P>>,
-        channel: u32,
-        data: Bytes,
-        reply: oneshot::Sender<Result<(), SendError>>,
-    ) {
-        let p = PendingSend {
-            channel,
-            data,
-            reply,
-        };
-        if self.ended.is_some() || self.closing.is_some() {
-            let _ = p.reply.send(Err(SendError::Closed(self.gone())));
-        } else if self.pending_sends.iter().any(|q| q.channel == channel) {
-            self.pending_sends.push_back(p);
-        } else if let Some(core) = core {
-            match core.send(channel, &p.data) {
-                Ok(()) => {
-                    let _ = p.reply.send(Ok(()));
-                }
-                Err(CoreSendError::WouldBlock(_)) => self.pending_sends.push_back(p),
-                Err(e) => {
-                    let _ = p.reply.send(Err(self.send_error(e)));
-                }
-            }
-        } else {
-            let _ = p.reply.send(Err(SendError::Closed(self.gone())));
-        }
-    }
-
-    /// Tries parked messages again (the core said a channel is writable).
-    pub(crate) fn retry_sends<P: Provider>(&mut self, core: &mut Core<P>) {
-        let mut blocked: Vec<u32> = Vec::new();
-        let mut i = 0;
-        while i < self.pending_sends.len() {
-            let p = &self.pending_sends[i];
-            if p.reply.is_canceled() {
-                // Cancelled: not sent.
-                self.pending_sends.remove(i);
-                continue;
-            }
-            if blocked.contains(&p.channel) {
-                i += 1;
-                continue;
-            }
-            match core.send(p.channel, &p.data) {
-                Err(CoreSendError::WouldBlock(_)) => {
-                    blocked.push(p.channel);
-                    i += 1;
-                }
-                r => {
-                    let e = r.err().map(|e| self.send_error(e));
-                    if let Some(p) = self.pending_sends.remove(i) {
-                        let _ = p.reply.send(e.map_or(Ok(()), Err));
-                    }
-                }
-            }
-        }
+    pub(crate) fn take_stashed_datagram(&mut self) -> Option<Bytes> {
+        self.dgram_stash.pop_front()
     }
 
     // ----- closing -----
 
-    /// This side closes: parked messages will never go.
-    pub(crate) fn start_close(&mut self, code: u32) {
+    /// This side closes: blocked sends will never go, wake them to fail.
+    pub(crate) fn start_close(&mut self, code: u32, out: &mut ToWake) {
         self.closing.get_or_insert(code);
-        let e = SendError::Closed(self.gone());
-        for p in self.pending_sends.drain(..) {
-            let _ = p.reply.send(Err(e.clone()));
-        }
-    }
-
-    pub(crate) fn add_close_waiter(&mut self, reply: oneshot::Sender<Result<(), Error>>) {
-        match &self.ended {
-            Some(e) => {
-                let _ = reply.send(close_outcome(e));
-            }
-            None => self.close_waiters.push(reply),
-        }
+        self.send_w.wake_all(out);
     }
 
     /// The connection ended: keep what arrived before the end for the
-    /// application, freeze the statistics, answer every waiting request.
+    /// application, freeze the statistics, wake every waiting task.
     pub(crate) fn on_ended<P: Provider>(
         &mut self,
-        mut core: Option<&mut Core<P>>,
+        core: Option<&mut Core<P>>,
         error: Error,
         now: tern::Instant,
         buf: &mut Vec<u8>,
+        out: &mut ToWake,
     ) {
-        if let Some(c) = core.as_deref_mut() {
-            // Deliver the waiting readers first, in order, then keep the rest.
-            self.serve_recv(Some(c), buf);
+        if let Some(c) = core {
             while let Some(m) = read_message(c, None, buf) {
                 self.stash.push_back(m);
             }
-            self.serve_datagrams(Some(c), buf);
-            while let Some(n) = read_datagram(c, buf) {
-                self.dgram_stash
-                    .push_back(Bytes::copy_from_slice(&buf[..n]));
+            while let Some(d) = read_datagram(c, buf) {
+                self.dgram_stash.push_back(d);
             }
+            let mut stats = self.stats(Some(&*c), now);
+            stats.ended = true;
+            self.final_stats = Some(stats);
+        } else {
+            let mut stats = self.stats::<P>(None, now);
+            stats.ended = true;
+            self.final_stats = Some(stats);
         }
-        let mut stats = self.stats(core.as_deref(), now);
-        stats.ended = true;
-        self.final_stats = Some(stats);
         self.handle = None;
-        self.ended = Some(error.clone());
-        if let Some(r) = self.connect_reply.take() {
-            let _ = r.send(Err(error.clone()));
-        }
-        self.serve_recv::<P>(None, buf);
-        self.serve_datagrams::<P>(None, buf);
-        self.serve_channels();
-        for p in self.pending_sends.drain(..) {
-            let _ = p.reply.send(Err(SendError::Closed(error.clone())));
-        }
-        for w in self.close_waiters.drain(..) {
-            let _ = w.send(close_outcome(&error));
+        self.ended = Some(error);
+        for w in [
+            Wait::Recv,
+            Wait::Send,
+            Wait::Datagram,
+            Wait::Channel,
+            Wait::Close,
+            Wait::Connect,
+        ] {
+            self.wake(w, out);
         }
     }
 }
 
 /// What `close` answers when the connection ended with `e`.
-fn close_outcome(e: &Error) -> Result<(), Error> {
+pub(crate) fn close_outcome(e: &Error) -> Result<(), Error> {
     match e {
         Error::Closed(
             ConnectionError::LocallyClosed { .. } | ConnectionError::PeerClosed { .. },
@@ -412,30 +325,125 @@ fn close_outcome(e: &Error) -> Result<(), Error> {
     }
 }
 
-/// The next message of `channel` (any when `None`) from the core.
-fn read_message<P: Provider>(
+/// Messages up to this size are read through the endpoint's buffer and
+/// copied into their `Bytes`; larger ones are read straight into their
+/// own allocation (one copy fewer for bulk transfers).
+pub(crate) const INLINE_MESSAGE: usize = 2048;
+
+/// The next message of `channel` (any when `None`) from the core, in the
+/// `Bytes` the application gets.
+pub(crate) fn read_message<P: Provider>(
     core: &mut Core<P>,
     channel: Option<u32>,
     buf: &mut Vec<u8>,
 ) -> Option<(u32, Bytes)> {
-    loop {
-        let r = match channel {
+    fn recv<P: Provider>(
+        core: &mut Core<P>,
+        channel: Option<u32>,
+        buf: &mut [u8],
+    ) -> Result<Option<(u32, usize)>, usize> {
+        match channel {
             None => core.recv_any(buf),
             Some(c) => core.recv(c, buf).map(|o| o.map(|n| (c, n))),
-        };
-        match r {
-            Ok(Some((ch, n))) => return Some((ch, Bytes::copy_from_slice(&buf[..n]))),
+        }
+    }
+    if buf.len() < INLINE_MESSAGE {
+        buf.resize(INLINE_MESSAGE, 0);
+    }
+    let mut own = match recv(core, channel, &mut buf[..INLINE_MESSAGE]) {
+        Ok(Some((ch, n))) => return Some((ch, Bytes::copy_from_slice(&buf[..n]))),
+        Ok(None) => return None,
+        Err(needed) => vec![0u8; needed],
+    };
+    loop {
+        match recv(core, channel, &mut own) {
+            Ok(Some((ch, n))) => {
+                own.truncate(n);
+                return Some((ch, Bytes::from(own)));
+            }
+            Ok(None) => return None,
+            // Another channel's turn came with a larger message.
+            Err(needed) => own.resize(needed, 0),
+        }
+    }
+}
+
+/// The next datagram from the core.
+pub(crate) fn read_datagram<P: Provider>(core: &mut Core<P>, buf: &mut Vec<u8>) -> Option<Bytes> {
+    loop {
+        match core.recv_datagram(buf) {
+            Ok(Some(n)) => return Some(Bytes::copy_from_slice(&buf[..n])),
             Ok(None) => return None,
             Err(needed) => buf.resize(needed, 0),
         }
     }
 }
 
-fn read_datagram<P: Provider>(core: &mut Core<P>, buf: &mut Vec<u8>) -> Option<usize> {
-    loop {
-        match core.recv_datagram(buf) {
-            Ok(r) => return r,
-            Err(needed) => buf.resize(needed, 0),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    fn waker() -> (Arc<Count>, Waker) {
+        let c = Arc::new(Count(AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    /// A future polled again keeps one entry; a dropped one leaves none;
+    /// a wake reaches every waiting task once, after the lock (here: when
+    /// `ToWake::wake` runs), and empties the list.
+    #[test]
+    fn wait_lists_hold_one_entry_per_waiting_future() {
+        let mut list = WaitList::default();
+        let (a, wa) = waker();
+        let (b, wb) = waker();
+        let (mut ta, mut tb) = (None, None);
+        for _ in 0..10 {
+            list.register(&mut ta, &wa);
+        }
+        list.register(&mut tb, &wb);
+        assert_eq!(list.list.len(), 2);
+        // A future dropped while waiting leaves nothing behind.
+        list.remove(&mut tb);
+        assert_eq!(tb, None);
+        assert_eq!(list.list.len(), 1);
+        // Polled again with another waker (moved to another task): the
+        // entry is replaced, not added.
+        let (a2, wa2) = waker();
+        list.register(&mut ta, &wa2);
+        assert_eq!(list.list.len(), 1);
+        let mut out = ToWake::default();
+        list.wake_all(&mut out);
+        assert!(list.list.is_empty());
+        assert_eq!(a2.0.load(Ordering::SeqCst), 0, "woken under the lock");
+        out.wake();
+        assert_eq!(a2.0.load(Ordering::SeqCst), 1);
+        assert_eq!(a.0.load(Ordering::SeqCst), 0);
+        assert_eq!(b.0.load(Ordering::SeqCst), 0);
+        // The woken future's token is stale: polling again registers anew.
+        list.register(&mut ta, &wa2);
+        assert_eq!(list.list.len(), 1);
+    }
+
+    /// More tasks than fit inline are all woken.
+    #[test]
+    fn to_wake_holds_any_number_of_wakers() {
+        let mut out = ToWake::default();
+        let counts: Vec<_> = (0..9).map(|_| waker()).collect();
+        for (_, w) in &counts {
+            out.push(w.clone());
+        }
+        assert!(!out.is_empty());
+        out.wake();
+        assert!(counts.iter().all(|(c, _)| c.0.load(Ordering::SeqCst) == 1));
     }
 }

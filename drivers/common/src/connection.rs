@@ -1,21 +1,24 @@
 //! The application's handle to one connection.
 
-use crate::command::{Command, ConnOp};
+use crate::conn_state::Wait;
+use crate::driver::{ConnKey, Ops};
 use crate::error::{Error, SendError};
 use crate::stats::Stats;
 use bytes::Bytes;
-use futures_channel::oneshot;
 use std::fmt;
+use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use tern::Side;
 
 /// One Tern session, established. Cheap to clone: clones are handles to
 /// the same connection, so one task can receive while another sends.
 ///
-/// Every method sends a request to the endpoint's task, which owns the
-/// socket and the state machine, and waits for its answer. When the last
+/// Every method works on the endpoint's state directly, from the caller's
+/// task (under the endpoint's lock, never held across an `.await`): a
+/// `send` hands the message to the state machine and transmits it at
+/// once, a `recv` takes a message if one is there and waits otherwise.
+/// When the last
 /// handle is dropped the connection is closed gracefully with code 0
 /// (queued messages are still delivered), without blocking.
 ///
@@ -28,30 +31,49 @@ pub struct Connection {
 }
 
 struct Inner {
-    id: u64,
+    key: ConnKey,
     remote: SocketAddr,
     side: Side,
-    tx: async_channel::Sender<Command>,
-    /// Cleared for a handle that was never given out.
-    armed: AtomicBool,
+    ops: Arc<dyn Ops>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if !self.armed.load(Ordering::Relaxed) {
-            return;
+        self.ops.release(self.key, true);
+    }
+}
+
+/// A waiting call's registration: dropping the future removes its waker.
+struct Waiting<'a> {
+    inner: &'a Inner,
+    what: Wait,
+    token: Option<u64>,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(inner: &'a Inner, what: Wait) -> Self {
+        Waiting {
+            inner,
+            what,
+            token: None,
         }
-        let _ = self.tx.try_send(Command::Conn {
-            id: self.id,
-            op: ConnOp::Release,
-        });
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.token.is_some() {
+            self.inner
+                .ops
+                .unregister(self.inner.key, self.what, &mut self.token);
+        }
     }
 }
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
-            .field("id", &self.inner.id)
+            .field("id", &self.inner.key.id)
             .field("remote", &self.inner.remote)
             .field("side", &self.inner.side)
             .finish()
@@ -59,39 +81,15 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(
-        id: u64,
-        remote: SocketAddr,
-        side: Side,
-        tx: async_channel::Sender<Command>,
-    ) -> Self {
+    pub(crate) fn new(key: ConnKey, remote: SocketAddr, side: Side, ops: Arc<dyn Ops>) -> Self {
         Connection {
             inner: Arc::new(Inner {
-                id,
+                key,
                 remote,
                 side,
-                tx,
-                armed: AtomicBool::new(true),
+                ops,
             }),
         }
-    }
-
-    /// Drops a handle that never reached the application without closing
-    /// the connection.
-    pub(crate) fn disarm(self) {
-        self.inner.armed.store(false, Ordering::Relaxed);
-    }
-
-    async fn call<T>(&self, op: impl FnOnce(oneshot::Sender<T>) -> ConnOp) -> Result<T, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.inner
-            .tx
-            .try_send(Command::Conn {
-                id: self.inner.id,
-                op: op(reply),
-            })
-            .map_err(|_| Error::EndpointClosed)?;
-        answer.await.map_err(|_| Error::EndpointClosed)
     }
 
     /// The peer's address.
@@ -107,20 +105,22 @@ impl Connection {
     /// A number that identifies the connection within its endpoint (for
     /// logs; never reused by the endpoint).
     pub fn id(&self) -> u64 {
-        self.inner.id
+        self.inner.key.id
     }
 
     /// Opens a new channel and returns its id (even ids on the client,
     /// odd on the server). Channel ids below both sides' `max_channels` can
     /// also be used directly with [`send`](Self::send).
     pub async fn open_channel(&self) -> Result<u32, SendError> {
-        self.call(ConnOp::OpenChannel).await?
+        self.inner.ops.open_channel(self.inner.key)
     }
 
     /// Waits until the peer starts using a channel this side has not used,
     /// and returns its id.
     pub async fn accept_channel(&self) -> Result<u32, Error> {
-        self.call(ConnOp::AcceptChannel).await?
+        let mut w = Waiting::new(&self.inner, Wait::Channel);
+        let (ops, key) = (&self.inner.ops, self.inner.key);
+        poll_fn(|cx| ops.poll_accept_channel(key, cx, &mut w.token)).await
     }
 
     /// Queues `msg` on `channel` for reliable, in-order delivery, waiting
@@ -133,52 +133,47 @@ impl Connection {
     /// If the future is dropped while waiting, the message is not sent.
     pub async fn send(&self, channel: u32, msg: impl Into<Bytes>) -> Result<(), SendError> {
         let data = msg.into();
-        self.call(|reply| ConnOp::Send {
-            channel,
-            data,
-            reply,
-        })
-        .await?
+        let mut w = Waiting::new(&self.inner, Wait::Send);
+        let (ops, key) = (&self.inner.ops, self.inner.key);
+        poll_fn(|cx| ops.poll_send(key, cx, channel, &data, &mut w.token)).await
     }
 
     /// The next complete message from any channel, as `(channel, bytes)`.
     /// Channels are taken in turn; each channel's messages come in order.
     /// Cancel-safe: a message is never lost by dropping the future.
     pub async fn recv(&self) -> Result<(u32, Bytes), Error> {
-        self.call(|reply| ConnOp::Recv {
-            channel: None,
-            reply,
-        })
-        .await?
+        let mut w = Waiting::new(&self.inner, Wait::Recv);
+        let (ops, key) = (&self.inner.ops, self.inner.key);
+        poll_fn(|cx| ops.poll_recv(key, cx, None, &mut w.token)).await
     }
 
     /// The next complete message from `channel`.
     pub async fn recv_on(&self, channel: u32) -> Result<Bytes, Error> {
-        self.call(|reply| ConnOp::Recv {
-            channel: Some(channel),
-            reply,
-        })
-        .await?
-        .map(|(_, b)| b)
+        let mut w = Waiting::new(&self.inner, Wait::Recv);
+        let (ops, key) = (&self.inner.ops, self.inner.key);
+        poll_fn(|cx| ops.poll_recv(key, cx, Some(channel), &mut w.token))
+            .await
+            .map(|(_, b)| b)
     }
 
     /// Sends an unreliable datagram: once, in the next packet, never
     /// retransmitted. Fails with [`SendError::QueueFull`] rather than wait.
     pub async fn send_datagram(&self, data: impl Into<Bytes>) -> Result<(), SendError> {
-        let data = data.into();
-        self.call(|reply| ConnOp::SendDatagram { data, reply })
-            .await?
+        let data: Bytes = data.into();
+        self.inner.ops.send_datagram(self.inner.key, &data)
     }
 
     /// The next unreliable datagram received.
     pub async fn recv_datagram(&self) -> Result<Bytes, Error> {
-        self.call(ConnOp::RecvDatagram).await?
+        let mut w = Waiting::new(&self.inner, Wait::Datagram);
+        let (ops, key) = (&self.inner.ops, self.inner.key);
+        poll_fn(|cx| ops.poll_recv_datagram(key, cx, &mut w.token)).await
     }
 
     /// The connection's statistics; final once it has ended. Fails only if
     /// the endpoint's task is gone.
     pub async fn stats(&self) -> Result<Stats, Error> {
-        self.call(ConnOp::Stats).await
+        self.inner.ops.stats(self.inner.key)
     }
 
     /// Closes the connection gracefully: messages already queued are
@@ -190,12 +185,9 @@ impl Connection {
     /// peer's; otherwise the error that ended it first (for example
     /// [`tern::ConnectionError::DeliveryTimeout`]).
     pub async fn close(&self, code: u32, reason: &str) -> Result<(), Error> {
-        let reason = reason.to_owned();
-        self.call(|reply| ConnOp::Close {
-            code,
-            reason,
-            reply,
-        })
-        .await?
+        let mut w = Waiting::new(&self.inner, Wait::Close);
+        let (ops, key) = (&self.inner.ops, self.inner.key);
+        let mut started = false;
+        poll_fn(|cx| ops.poll_close(key, cx, code, reason, &mut started, &mut w.token)).await
     }
 }

@@ -1,76 +1,65 @@
-//! The endpoint task: the only owner of the socket, the state machine and
-//! the timer. Every connection of the endpoint is driven from here.
+//! The endpoint: the sans-IO state machine, the socket, the timer and what
+//! the driver keeps per connection, behind one lock shared by the
+//! endpoint's task and every handle.
 //!
-//! The loop waits for one of three things (a datagram, a request from a
-//! handle, the deadline), feeds it to the state machine, then follows the
-//! driving contract: it polls events and transmits until none are left,
-//! and re-arms the timer from `poll_timeout`.
+//! Handles do their work themselves, from their own tasks: `send` hands
+//! the message to the state machine and transmits at once (a non-blocking
+//! send on the socket); `recv` takes a message if one is there. When they
+//! must wait they leave a waker in the state, and events wake them. The
+//! endpoint's task only waits for the socket, the timer and a wake-up from
+//! a handle that needs it (a transmit the socket could not take or the
+//! transport cannot do from a handle, a deadline the timer does not know
+//! yet, a connection that ended). Either way the driving contract is
+//! followed: after any input, events are taken and packets sent until
+//! none are left, and the timer follows `poll_timeout`.
+//!
+//! The lock is never held across an `.await`, and tasks are woken only
+//! after it was released.
 
 use crate::clock::Clock;
-use crate::command::{Command, ConnOp};
-use crate::conn_state::{ConnState, Core, Provider};
-use crate::connection::Connection;
+use crate::conn_state::{
+    ConnState, Core, Provider, ToWake, Wait, WaitList, close_outcome, read_datagram, read_message,
+};
 use crate::endpoint::EndpointStats;
-use crate::error::Error;
+use crate::error::{Error, SendError};
 use crate::runtime::{Timer, Transport};
+use crate::stats::Stats;
 use crate::udp::batch_limit;
-use futures_channel::oneshot;
-use futures_core::Stream;
+use bytes::Bytes;
 use rand::rngs::StdRng;
-use std::collections::{HashMap, VecDeque};
-use std::future::poll_fn;
+use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use tern::connection::SendError as CoreSendError;
 use tern::connection::code;
-use tern::endpoint::BoxSlots;
-use tern::endpoint::ConnectionHandle;
+use tern::endpoint::{BoxSlots, ConnectionHandle};
 use tern::storage::HeapBytes;
-use tern::{Event, Side};
+use tern::{Credentials, Event, Side};
 use tern_ring::RingCrypto;
 use tracing::{debug, info, trace, warn};
 
-/// Datagrams (or requests) handled before the contract's polling runs.
-const BATCH: usize = 64;
-/// Turns of the loop between two yields to the runtime.
-const YIELD_EVERY: u32 = 32;
+/// Receive calls (each up to a few buffers, a buffer up to 64 KiB of
+/// coalesced datagrams) in one pass of the task, under one hold of the lock.
+const BATCH: usize = 2;
+/// Passes of the task in one poll before it lets other tasks run.
+const PASSES: u32 = 256;
+
+/// What a pass of the task found.
+enum Step {
+    /// Nothing to do: wait for the socket, the timer or a handle.
+    Idle,
+    /// Work done; look again.
+    Busy,
+    /// The endpoint stopped.
+    Done,
+}
 /// Consecutive receive errors after which the socket is taken as broken.
 const MAX_RECV_ERRORS: u32 = 64;
-
-struct Shutdown {
-    deadline: Instant,
-    waiters: Vec<oneshot::Sender<()>>,
-}
-
-/// Lets the executor run other tasks once (any runtime).
-async fn yield_now() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await
-}
-
-/// The current time in Tern's terms.
-fn now<C: Timer>(clock: Clock, timer: &C) -> tern::Instant {
-    clock.to_tern(timer.now())
-}
-
-/// What woke the loop.
-enum Wake {
-    Datagrams(io::Result<usize>),
-    Command(Option<Command>),
-    Timer,
-}
 
 /// The sans-IO endpoint the loop drives: [`tern::ServiceEndpoint`]'s
 /// sizes (heap buffers, 64 channels, 256 packets in flight) on the crypto
@@ -78,233 +67,580 @@ enum Wake {
 pub(crate) type DriverEndpoint<P = RingCrypto> =
     tern::endpoint::Endpoint<HeapBytes, 64, 256, BoxSlots<Core<P>>, P>;
 
-/// The endpoint loop, over any transport, timer and crypto provider.
-pub(crate) struct Driver<T: Transport, C: Timer, P: Provider = RingCrypto> {
-    socket: T,
+/// A connection as its handles name it: a slot of the endpoint's slab and
+/// the connection's id (slots are reused, ids are not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConnKey {
+    idx: u32,
+    pub(crate) id: u64,
+}
+
+/// What a handle asks of the endpoint (the endpoint's state is generic
+/// over the transport, timer and crypto provider; handles are not).
+pub(crate) trait Ops: Send + Sync + 'static {
+    // ----- one connection -----
+    fn open_channel(&self, k: ConnKey) -> Result<u32, SendError>;
+    fn poll_accept_channel(
+        &self,
+        k: ConnKey,
+        cx: &mut Context<'_>,
+        t: &mut Option<u64>,
+    ) -> Poll<Result<u32, Error>>;
+    fn poll_send(
+        &self,
+        k: ConnKey,
+        cx: &mut Context<'_>,
+        channel: u32,
+        data: &[u8],
+        t: &mut Option<u64>,
+    ) -> Poll<Result<(), SendError>>;
+    fn poll_recv(
+        &self,
+        k: ConnKey,
+        cx: &mut Context<'_>,
+        channel: Option<u32>,
+        t: &mut Option<u64>,
+    ) -> Poll<Result<(u32, Bytes), Error>>;
+    fn send_datagram(&self, k: ConnKey, data: &[u8]) -> Result<(), SendError>;
+    fn poll_recv_datagram(
+        &self,
+        k: ConnKey,
+        cx: &mut Context<'_>,
+        t: &mut Option<u64>,
+    ) -> Poll<Result<Bytes, Error>>;
+    fn stats(&self, k: ConnKey) -> Result<Stats, Error>;
+    /// `close`: closes on the first poll (`started` false), then waits.
+    fn poll_close(
+        &self,
+        k: ConnKey,
+        cx: &mut Context<'_>,
+        code: u32,
+        reason: &str,
+        started: &mut bool,
+        t: &mut Option<u64>,
+    ) -> Poll<Result<(), Error>>;
+    /// A waiting future was dropped.
+    fn unregister(&self, k: ConnKey, w: Wait, t: &mut Option<u64>);
+    /// No handle is left (`counted`: it was handed out as a `Connection`).
+    fn release(&self, k: ConnKey, counted: bool);
+
+    // ----- the endpoint -----
+    fn connect(&self, peer: SocketAddr, creds: &Credentials) -> Result<ConnKey, Error>;
+    /// `Ok` once established: the caller makes the `Connection`.
+    fn poll_connected(
+        &self,
+        k: ConnKey,
+        cx: &mut Context<'_>,
+        t: &mut Option<u64>,
+    ) -> Poll<Result<SocketAddr, Error>>;
+    fn poll_accept(
+        &self,
+        cx: &mut Context<'_>,
+        t: &mut Option<u64>,
+    ) -> Poll<Option<(ConnKey, SocketAddr)>>;
+    fn unregister_accept(&self, t: &mut Option<u64>);
+    fn endpoint_stats(&self) -> Result<EndpointStats, Error>;
+    fn poll_shutdown(
+        &self,
+        cx: &mut Context<'_>,
+        started: &mut bool,
+        t: &mut Option<u64>,
+    ) -> Poll<()>;
+    fn unregister_shutdown(&self, t: &mut Option<u64>);
+    fn endpoint_dropped(&self);
+}
+
+/// A batch of packets the socket could not take yet, at the front of
+/// `tx_buf`.
+#[derive(Clone, Copy)]
+struct Pending {
+    to: SocketAddr,
+    segment: usize,
+    count: usize,
+    len: usize,
+}
+
+struct Shutdown {
+    deadline: tern::Instant,
+    waiters: WaitList,
+}
+
+/// Everything behind the endpoint's lock.
+pub(crate) struct State<T: Transport, C: Timer, P: Provider> {
+    /// `None` once the endpoint stopped (the socket is closed then).
+    socket: Option<T>,
+    /// Handles may transmit themselves.
+    direct: bool,
     local_addr: SocketAddr,
     ep: DriverEndpoint<P>,
     rng: StdRng,
     clock: Clock,
-    rx: Pin<Box<async_channel::Receiver<Command>>>,
-    /// To make handles without keeping the channel open ourselves: the
-    /// channel closes when the last `Endpoint` and `Connection` are gone.
-    tx: async_channel::WeakSender<Command>,
-    rx_closed: bool,
-    conns: HashMap<u64, ConnState>,
-    by_handle: HashMap<ConnectionHandle, u64>,
+    timer: C,
+    /// The deadline the timer is armed for (`None`: not armed, or fired).
+    timer_at: Option<tern::Instant>,
+    /// Slab of connections by `ConnKey::idx`.
+    conns: Vec<Option<ConnState>>,
+    free: Vec<u32>,
+    /// Slab slot + 1 of each core connection handle (0: none).
+    by_handle: Vec<u32>,
     next_id: u64,
-    accept_queue: VecDeque<u64>,
-    accept_waiters: VecDeque<oneshot::Sender<Option<Connection>>>,
+    accept_queue: VecDeque<ConnKey>,
+    accept_w: WaitList,
     endpoint_alive: bool,
+    /// `Connection` handles alive (each `Inner`, not each clone).
+    handles: usize,
     shutdown: Option<Shutdown>,
+    stopped: bool,
     /// Packets to send, back to back (several for a segmented send).
     tx_buf: Vec<u8>,
     /// Room for one packet in `tx_buf`.
     tx_slot: usize,
+    /// Packets the socket would not take yet (at the front of `tx_buf`);
+    /// nothing else is sent until they are.
+    pending: Option<Pending>,
     msg_buf: Vec<u8>,
-    timer: C,
-    timer_at: Option<Instant>,
     recv_errors: u32,
     /// Peers of connections that ended, to tell the transport once no
     /// other connection uses them.
     gone_peers: Vec<SocketAddr>,
-    /// Which of the socket and the command channel is polled first, in
-    /// turn, so neither starves the other.
-    socket_first: bool,
+    /// The endpoint's task, to wake when a handle needs it.
+    task: Option<Waker>,
+    /// A handle asked the task for a full pass.
+    kicked: bool,
+    to_wake: ToWake,
+    span: tracing::Span,
 }
 
-impl<T: Transport, C: Timer, P: Provider> Drop for Driver<T, C, P> {
-    /// Requests still queued when the loop stops (or its task is dropped)
-    /// are dropped with it, so their callers get [`Error::EndpointClosed`]
-    /// rather than waiting forever: an `async-channel` keeps its queue
-    /// while any sender lives.
-    fn drop(&mut self) {
-        self.rx.close();
-        while self.rx.try_recv().is_ok() {}
-    }
+/// The endpoint's state behind its lock.
+pub(crate) struct Shared<T: Transport, C: Timer, P: Provider> {
+    state: Mutex<State<T, C, P>>,
 }
 
-impl<T: Transport, C: Timer, P: Provider> Driver<T, C, P> {
+impl<T: Transport, C: Timer, P: Provider> Shared<T, C, P> {
     pub(crate) fn new(
         socket: T,
         timer: C,
         ep: DriverEndpoint<P>,
         rng: StdRng,
-        rx: async_channel::Receiver<Command>,
-        tx: async_channel::WeakSender<Command>,
-    ) -> Self {
+        span: tracing::Span,
+    ) -> Arc<Self> {
         let local_addr = socket.local_addr();
         let cfg = &ep.config().connection;
         let tx_slot = usize::from(cfg.max_packet_size);
         let batch = batch_limit(socket.max_segments(), tx_slot);
-        let msg_len = cfg.max_message_size as usize;
-        Driver {
-            socket,
-            local_addr,
-            rng,
-            clock: Clock::new(timer.now()),
-            rx: Box::pin(rx),
-            tx,
-            rx_closed: false,
-            conns: HashMap::new(),
-            by_handle: HashMap::new(),
-            next_id: 1,
-            accept_queue: VecDeque::new(),
-            accept_waiters: VecDeque::new(),
-            endpoint_alive: true,
-            shutdown: None,
-            tx_buf: vec![0; tx_slot * batch],
-            tx_slot,
-            msg_buf: vec![0; msg_len.max(1)],
-            timer,
-            timer_at: None,
-            recv_errors: 0,
-            gone_peers: Vec::new(),
-            socket_first: true,
-            ep,
-        }
-    }
-
-    /// Runs until the endpoint is shut down (or orphaned and drained), or
-    /// its socket fails.
-    pub(crate) async fn run(mut self) {
-        info!(local = %self.local_addr, "endpoint started");
-        let result = self.run_loop().await;
-        match result {
-            Ok(()) => info!("endpoint stopped"),
-            Err(e) => {
-                warn!(error = %e, "endpoint socket failed; every connection ends");
-                self.fail_all(Error::Io(Arc::new(e)));
-            }
-        }
-        if let Some(s) = self.shutdown.take() {
-            for w in s.waiters {
-                let _ = w.send(());
-            }
-        }
-    }
-
-    async fn run_loop(&mut self) -> io::Result<()> {
-        let mut turns = 0u32;
-        loop {
-            turns = turns.wrapping_add(1);
-            if turns.is_multiple_of(YIELD_EVERY) {
-                // A busy endpoint finds work on every turn without waiting:
-                // let the runtime run its other tasks now and then.
-                yield_now().await;
-            }
-            self.flush().await?;
-            if self.finished() {
-                return Ok(());
-            }
-            self.arm_timer();
-            let wake = self.wait().await;
-            match wake {
-                Wake::Datagrams(r) => {
-                    self.on_recv(r)?;
-                    // Take what else is waiting, without sleeping.
-                    for _ in 1..BATCH {
-                        match self.socket.try_recv() {
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            r => self.on_recv(r)?,
-                        }
-                    }
-                }
-                Wake::Command(None) => self.orphaned(),
-                Wake::Command(Some(c)) => {
-                    self.command(c);
-                    for _ in 1..BATCH {
-                        match self.rx.try_recv() {
-                            Ok(c) => self.command(c),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                Wake::Timer => {
-                    self.timer_at = None;
-                    let now = now(self.clock, &self.timer);
-                    self.ep.handle_timeout(now);
-                }
-            }
-        }
-    }
-
-    /// Waits for a datagram, a request or the deadline. A deadline that
-    /// passed while the loop was busy fires first, so a busy socket cannot
-    /// starve the timer; the socket and the requests take turns.
-    async fn wait(&mut self) -> Wake {
-        let socket_first = self.socket_first;
-        self.socket_first = !socket_first;
-        poll_fn(|cx| {
-            if self.timer_at.is_some() && self.timer.poll_expired(cx).is_ready() {
-                return Poll::Ready(Wake::Timer);
-            }
-            for socket_turn in [socket_first, !socket_first] {
-                if socket_turn {
-                    if let Poll::Ready(r) = self.socket.poll_recv(cx) {
-                        return Poll::Ready(Wake::Datagrams(r));
-                    }
-                } else if !self.rx_closed
-                    && let Poll::Ready(c) = self.rx.as_mut().poll_next(cx)
-                {
-                    return Poll::Ready(Wake::Command(c));
-                }
-            }
-            Poll::Pending
+        let direct = socket.sends_anywhere();
+        Arc::new(Shared {
+            state: Mutex::new(State {
+                socket: Some(socket),
+                direct,
+                local_addr,
+                rng,
+                clock: Clock::new(timer.now()),
+                timer,
+                timer_at: None,
+                conns: Vec::new(),
+                free: Vec::new(),
+                by_handle: Vec::new(),
+                next_id: 1,
+                accept_queue: VecDeque::new(),
+                accept_w: WaitList::default(),
+                endpoint_alive: true,
+                handles: 0,
+                shutdown: None,
+                stopped: false,
+                tx_buf: vec![0; tx_slot * batch],
+                tx_slot,
+                pending: None,
+                msg_buf: vec![0; crate::conn_state::INLINE_MESSAGE],
+                recv_errors: 0,
+                gone_peers: Vec::new(),
+                task: None,
+                kicked: true,
+                to_wake: ToWake::default(),
+                span,
+                ep,
+            }),
         })
-        .await
     }
 
-    fn arm_timer(&mut self) {
-        let mut at = self.ep.poll_timeout().map(|t| self.clock.to_std(t));
-        if let Some(s) = &self.shutdown {
-            at = Some(at.map_or(s.deadline, |t| t.min(s.deadline)));
+    /// Runs `f` under the lock, then wakes the tasks it made ready.
+    fn with<R>(&self, f: impl FnOnce(&mut State<T, C, P>) -> R) -> R {
+        let mut g: MutexGuard<'_, State<T, C, P>> =
+            self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let r = f(&mut g);
+        let wake = (!g.to_wake.is_empty()).then(|| std::mem::take(&mut g.to_wake));
+        drop(g);
+        if let Some(w) = wake {
+            w.wake();
         }
-        if at != self.timer_at {
-            if let Some(t) = at {
-                self.timer.reset(t);
+        r
+    }
+}
+
+/// The endpoint's task: a future the driver crate spawns.
+pub(crate) struct Task<T: Transport, C: Timer, P: Provider> {
+    shared: Arc<Shared<T, C, P>>,
+}
+
+impl<T: Transport, C: Timer, P: Provider> Task<T, C, P> {
+    pub(crate) fn new(shared: Arc<Shared<T, C, P>>) -> Self {
+        Task { shared }
+    }
+}
+
+impl<T: Transport, C: Timer, P: Provider> Future for Task<T, C, P> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        for i in 0..PASSES {
+            let step = self.shared.with(|s| {
+                if i == 0
+                    && let Some(r) = s.begin_poll(cx)
+                {
+                    return if r.is_ready() { Step::Done } else { Step::Idle };
+                }
+                s.pass(cx)
+            });
+            match step {
+                Step::Idle => return Poll::Pending,
+                Step::Done => return Poll::Ready(()),
+                Step::Busy => {}
             }
-            self.timer_at = at;
+        }
+        // A busy endpoint finds work on every pass: let the runtime run
+        // its other tasks now and then.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl<T: Transport, C: Timer, P: Provider> Drop for Task<T, C, P> {
+    /// The runtime dropped the task (it is shutting down): every waiting
+    /// call ends with [`Error::EndpointClosed`] rather than wait forever.
+    fn drop(&mut self) {
+        self.shared.with(|s| {
+            if !s.stopped {
+                s.stop(Error::EndpointClosed);
+            }
+        });
+    }
+}
+
+impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
+    /// The current time in Tern's terms.
+    fn now(&self) -> tern::Instant {
+        self.clock.to_tern(self.timer.now())
+    }
+
+    /// Asks the task to run a full pass (events, transmits, timer).
+    fn wake_task(&mut self) {
+        if !self.kicked {
+            self.kicked = true;
+            if let Some(w) = &self.task {
+                self.to_wake.push(w.clone());
+            }
         }
     }
 
-    /// Whether the loop should stop: shut down and every connection gone
-    /// (or the bound passed).
-    fn finished(&mut self) -> bool {
+    fn idx_of(&self, h: ConnectionHandle) -> Option<usize> {
+        match self.by_handle.get(h.0) {
+            Some(&i) if i > 0 => Some(i as usize - 1),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, h: ConnectionHandle, peer: SocketAddr, side: Side) -> ConnKey {
+        let id = self.next_id;
+        self.next_id += 1;
+        let st = ConnState::new(id, h, peer, side, &self.span);
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.conns[i as usize] = Some(st);
+                i
+            }
+            None => {
+                self.conns.push(Some(st));
+                (self.conns.len() - 1) as u32
+            }
+        };
+        if self.by_handle.len() <= h.0 {
+            self.by_handle.resize(h.0 + 1, 0);
+        }
+        self.by_handle[h.0] = idx + 1;
+        ConnKey { idx, id }
+    }
+
+    // ----- the endpoint's task -----
+
+    /// The start of a poll of the task: `Some` when it is done.
+    fn begin_poll(&mut self, cx: &mut Context<'_>) -> Option<Poll<()>> {
+        if self.stopped {
+            return Some(Poll::Ready(()));
+        }
+        if !self.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            if self.task.is_none() {
+                info!(parent: &self.span, local = %self.local_addr, "endpoint started");
+            }
+            self.task = Some(cx.waker().clone());
+        }
+        // A full pass first only if a handle asked for one or the socket
+        // refused packets; otherwise the socket or the timer woke us.
+        if std::mem::take(&mut self.kicked) || self.pending.is_some() {
+            let now = self.now();
+            return self.full_pass(cx, now);
+        }
+        None
+    }
+
+    /// One pass of the task (the lock is released between passes, so
+    /// handles never wait long for it): the timer, a few receive batches,
+    /// then a full pass if anything happened.
+    fn pass(&mut self, cx: &mut Context<'_>) -> Step {
+        if self.stopped {
+            return Step::Done;
+        }
+        // The clock is read only when there is work (an idle pass is the
+        // common last one).
+        let mut now = tern::Instant::ZERO;
+        let mut busy = false;
+        if self.timer_at.is_some() && self.timer.poll_expired(cx).is_ready() {
+            self.timer_at = None;
+            now = self.now();
+            self.ep.handle_timeout(now);
+            busy = true;
+        }
+        let Some(socket) = self.socket.as_mut() else {
+            return Step::Done;
+        };
+        if let Poll::Ready(r) = socket.poll_recv(cx) {
+            if !busy {
+                now = self.now();
+            }
+            busy = true;
+            let mut r = self.on_recv(r, now);
+            // Take what else is waiting, without sleeping.
+            for _ in 1..BATCH {
+                if r.is_err() {
+                    break;
+                }
+                let Some(socket) = self.socket.as_mut() else {
+                    break;
+                };
+                match socket.try_recv() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    next => {
+                        now = self.now();
+                        r = self.on_recv(next, now);
+                    }
+                }
+            }
+            if let Err(e) = r {
+                warn!(parent: &self.span, error = %e, "endpoint socket failed; every connection ends");
+                self.stop(Error::Io(Arc::new(e)));
+                return Step::Done;
+            }
+        }
+        if !busy {
+            return Step::Idle;
+        }
+        self.kicked = false;
+        match self.full_pass(cx, now) {
+            Some(_) => Step::Done,
+            None => Step::Busy,
+        }
+    }
+
+    /// Pending packets, events, transmits, the end of a shutdown, the
+    /// timer. `Some` when the task is done.
+    fn full_pass(&mut self, cx: &mut Context<'_>, now: tern::Instant) -> Option<Poll<()>> {
+        self.write_pending(cx);
+        self.flush(now);
+        if self.finished(now) {
+            info!(parent: &self.span, "endpoint stopped");
+            self.stop(Error::EndpointClosed);
+            return Some(Poll::Ready(()));
+        }
+        self.arm_timer();
+        None
+    }
+
+    /// Offers the socket the packets it refused, registering for
+    /// writability if it still refuses.
+    fn write_pending(&mut self, cx: &mut Context<'_>) {
+        for _ in 0..4 {
+            if self.pending.is_none() || !self.send_pending() {
+                return;
+            }
+            let Some(socket) = self.socket.as_mut() else {
+                return;
+            };
+            match socket.poll_writable(cx) {
+                Poll::Pending => return,
+                Poll::Ready(Err(e)) => {
+                    debug!(parent: &self.span, error = %e, "socket not writable; packets lost");
+                    self.pending = None;
+                    return;
+                }
+                Poll::Ready(Ok(())) => {}
+            }
+        }
+        // Writable, yet still refused: try again soon rather than wait
+        // for a readiness that was already reported.
+        if self.pending.is_some() {
+            self.kicked = true;
+            cx.waker().wake_by_ref();
+        }
+    }
+
+    /// Whether the endpoint should stop: shut down and every connection
+    /// gone (or the bound passed).
+    fn finished(&mut self, now: tern::Instant) -> bool {
         let Some(s) = &self.shutdown else {
             return false;
         };
         if self.ep.is_empty() {
             return true;
         }
-        if self.timer.now() >= s.deadline {
+        if now >= s.deadline {
             warn!(
+                parent: &self.span,
                 left = self.ep.len(),
                 "shutdown bound reached before every connection closed"
             );
-            self.fail_all(Error::EndpointClosed);
             return true;
         }
         false
     }
 
+    /// The earliest deadline: the state machine's, or the shutdown bound.
+    fn deadline(&self) -> Option<tern::Instant> {
+        let at = self.ep.poll_timeout();
+        match &self.shutdown {
+            Some(s) => Some(at.map_or(s.deadline, |t| t.min(s.deadline))),
+            None => at,
+        }
+    }
+
+    /// Arms the timer for the deadline if it is earlier than the one
+    /// armed. A deadline that moved later (or went away) leaves the timer
+    /// as it is: it fires early once, finds nothing due, and is armed
+    /// again then. Deadlines move on every packet (an acknowledgement
+    /// delay, a probe timeout) and the earlier ones rarely fire, so this
+    /// re-arms the runtime's timer far less often.
+    fn arm_timer(&mut self) {
+        let Some(t) = self.deadline() else {
+            return;
+        };
+        if self.timer_at.is_none_or(|armed| t < armed) {
+            self.timer.reset(self.clock.to_std(t));
+            self.timer_at = Some(t);
+        }
+    }
+
+    /// After a handle changed something that now needs the timer at `at`:
+    /// a deadline earlier than the one armed moves the timer (it keeps the
+    /// task's waker); one the task does not know of at all needs the task.
+    fn check_timer(&mut self, at: Option<tern::Instant>) {
+        let Some(t) = at else {
+            return;
+        };
+        match self.timer_at {
+            Some(armed) if t >= armed => {}
+            Some(_) => {
+                self.timer.reset(self.clock.to_std(t));
+                self.timer_at = Some(t);
+            }
+            None => self.wake_task(),
+        }
+    }
+
+    /// The task stops: every waiting call gets `error` (or the error its
+    /// connection ended with), the socket is closed.
+    fn stop(&mut self, error: Error) {
+        self.stopped = true;
+        let now = self.now();
+        for st in self.conns.iter_mut().flatten() {
+            if st.ended.is_none() {
+                st.on_ended::<P>(
+                    None,
+                    error.clone(),
+                    now,
+                    &mut self.msg_buf,
+                    &mut self.to_wake,
+                );
+            }
+        }
+        self.accept_w.wake_all(&mut self.to_wake);
+        if let Some(s) = &mut self.shutdown {
+            s.waiters.wake_all(&mut self.to_wake);
+        }
+        self.socket = None;
+        self.pending = None;
+        self.task = None;
+    }
+
     // ----- the driving contract -----
 
     /// Polls events and transmits until neither has anything left.
-    async fn flush(&mut self) -> io::Result<()> {
+    fn flush(&mut self, now: tern::Instant) {
         for _ in 0..16 {
-            let mut events = 0;
-            while let Some((h, e)) = self.ep.poll_event() {
-                self.on_event(h, e);
-                events += 1;
-            }
-            self.transmit().await?;
+            let events = self.drain_events(now);
+            self.transmit(now, None);
             if events == 0 {
                 break;
             }
         }
         self.release_peers();
-        Ok(())
+    }
+
+    fn drain_events(&mut self, now: tern::Instant) -> usize {
+        let mut n = 0;
+        while let Some((h, e)) = self.ep.poll_event() {
+            self.on_event(h, e, now);
+            n += 1;
+        }
+        n
+    }
+
+    /// What a handle does after changing the state machine in a way that
+    /// may touch any connection: events, packets out (itself if the
+    /// transport allows, else by the task), the timer.
+    fn after_op(&mut self, now: tern::Instant) {
+        if self.stopped {
+            return;
+        }
+        self.drain_events(now);
+        if self.direct {
+            self.transmit(now, None);
+        } else {
+            self.wake_task();
+        }
+        if !self.gone_peers.is_empty() {
+            self.wake_task();
+        }
+        self.check_timer(self.deadline());
+    }
+
+    /// What a handle does after changing connection `h` only: the same,
+    /// asking that connection alone (not the endpoint's round over every
+    /// connection).
+    fn after_conn_op(&mut self, h: ConnectionHandle, now: tern::Instant) {
+        if self.stopped {
+            return;
+        }
+        while let Some(e) = self.ep.connection_mut(h).and_then(|c| c.poll_event()) {
+            self.on_event(h, e, now);
+        }
+        if self.direct {
+            self.transmit(now, Some(h));
+        } else {
+            self.wake_task();
+        }
+        if !self.gone_peers.is_empty() {
+            self.wake_task();
+        }
+        let at = self.ep.connection(h).and_then(|c| c.poll_timeout());
+        self.check_timer(at);
     }
 
     /// Tells the transport which peers no open connection uses any more
@@ -323,29 +659,97 @@ impl<T: Transport, C: Timer, P: Provider> Driver<T, C, P> {
                 .filter_map(|h| self.ep.connection(h))
                 .any(|c| !c.is_closed() && c.peer_addr() == *p)
         });
-        for p in gone {
-            self.socket.peer_gone(p);
+        if let Some(socket) = self.socket.as_mut() {
+            for p in gone {
+                socket.peer_gone(p);
+            }
         }
     }
 
-    /// Sends every packet the state machine has, batching runs of
-    /// equal-size packets to one destination into one segmented send.
-    async fn transmit(&mut self) -> io::Result<()> {
-        let max = batch_limit(self.socket.max_segments(), self.tx_slot);
+    /// Sends the waiting batch; whether the socket still refuses some.
+    fn send_pending(&mut self) -> bool {
+        let Some(p) = self.pending else {
+            return false;
+        };
+        let Some(socket) = self.socket.as_mut() else {
+            self.pending = None;
+            return false;
+        };
+        match socket.try_send(p.to, &self.tx_buf[..p.len], p.segment, p.count) {
+            Ok(n) if n < p.count => {
+                let done = (n * p.segment).min(p.len);
+                self.tx_buf.copy_within(done..p.len, 0);
+                self.pending = Some(Pending {
+                    count: p.count - n,
+                    len: p.len - done,
+                    ..p
+                });
+                true
+            }
+            Ok(_) => {
+                self.pending = None;
+                false
+            }
+            Err(e) => {
+                debug!(parent: &self.span, to = %p.to, error = %e, "send failed");
+                self.pending = None;
+                false
+            }
+        }
+    }
+
+    /// Sends a batch built at the front of `tx_buf`; whether the socket
+    /// refused some (they are kept as pending, and the task is woken to
+    /// wait for writability).
+    fn send_batch(&mut self, batch: Option<(SocketAddr, usize, usize)>, len: usize) -> bool {
+        let Some((to, segment, count)) = batch else {
+            return false;
+        };
+        self.pending = Some(Pending {
+            to,
+            segment,
+            count,
+            len,
+        });
+        if self.send_pending() {
+            self.wake_task();
+            return true;
+        }
+        false
+    }
+
+    /// Sends every packet the state machine has (`only`: that
+    /// connection's, without the endpoint's round over every connection),
+    /// batching runs of equal-size packets to one destination into one
+    /// segmented send. Stops when the socket refuses packets.
+    fn transmit(&mut self, now: tern::Instant, only: Option<ConnectionHandle>) {
+        if self.pending.is_some() {
+            return;
+        }
+        let Some(socket) = self.socket.as_ref() else {
+            return;
+        };
+        let max = batch_limit(socket.max_segments(), self.tx_slot);
         // The batch being built: destination, segment size, packets, bytes.
         let mut batch: Option<(SocketAddr, usize, usize)> = None;
         let mut len = 0;
         loop {
-            let now = now(self.clock, &self.timer);
             let slot = self.tx_slot;
-            let polled = self
-                .ep
-                .poll_transmit(now, &mut self.tx_buf[len..len + slot]);
+            let buf = &mut self.tx_buf[len..len + slot];
+            let polled = match only {
+                None => self.ep.poll_transmit(now, buf).map(|o| o.map(|(_, t)| t)),
+                Some(h) => match self.ep.connection_mut(h) {
+                    Some(c) => c.poll_transmit(now, buf),
+                    None => Ok(None),
+                },
+            };
             let t = match polled {
-                Ok(Some((_, t))) => t,
+                Ok(Some(t)) => t,
                 Ok(None) => break,
                 Err(tern::connection::TransmitError::BufferTooSmall { needed }) => {
-                    self.send_batch(batch.take(), len).await;
+                    if self.send_batch(batch.take(), len) {
+                        return;
+                    }
                     len = 0;
                     self.tx_slot = needed;
                     self.tx_buf.resize(needed * max, 0);
@@ -362,15 +766,24 @@ impl<T: Transport, C: Timer, P: Provider> Driver<T, C, P> {
                     len += t.len;
                     // A shorter packet must be the last of a batch.
                     if t.len < seg {
-                        self.send_batch(batch.take(), len).await;
+                        if self.send_batch(batch.take(), len) {
+                            return;
+                        }
                         len = 0;
                     }
                 }
                 Some(_) => {
                     // Another destination or a larger packet: send what
                     // is built, and start again with this packet.
-                    self.send_batch(batch.take(), len).await;
-                    self.tx_buf.copy_within(len..len + t.len, 0);
+                    let start = len;
+                    if self.send_batch(batch.take(), len) {
+                        // The socket's buffer filled in the middle of a
+                        // transmit: this packet cannot wait behind the
+                        // refused ones; it is lost (the protocol recovers).
+                        trace!(parent: &self.span, to = %t.destination, "packet dropped: socket buffer full");
+                        return;
+                    }
+                    self.tx_buf.copy_within(start..start + t.len, 0);
                     batch = Some((t.destination, t.len, 1));
                     len = t.len;
                 }
@@ -378,36 +791,23 @@ impl<T: Transport, C: Timer, P: Provider> Driver<T, C, P> {
             if let Some((_, _, n)) = batch
                 && (n >= max || len + self.tx_slot > self.tx_buf.len())
             {
-                self.send_batch(batch.take(), len).await;
+                if self.send_batch(batch.take(), len) {
+                    return;
+                }
                 len = 0;
             }
         }
-        self.send_batch(batch.take(), len).await;
-        Ok(())
+        self.send_batch(batch.take(), len);
     }
 
-    async fn send_batch(&mut self, batch: Option<(SocketAddr, usize, usize)>, len: usize) {
-        let Some((to, segment, count)) = batch else {
-            return;
-        };
-        if let Err(e) = self
-            .socket
-            .send(to, &self.tx_buf[..len], segment, count)
-            .await
-        {
-            // The packets are lost; the protocol recovers.
-            debug!(%to, error = %e, "send failed");
-        }
-    }
-
-    fn on_recv(&mut self, r: io::Result<usize>) -> io::Result<()> {
+    fn on_recv(&mut self, r: io::Result<usize>, now: tern::Instant) -> io::Result<()> {
         let bufs = match r {
             Ok(n) => n,
             Err(e) => {
                 // ICMP errors surface here on some systems; they say
                 // nothing about our socket.
                 self.recv_errors += 1;
-                debug!(error = %e, "receive error");
+                debug!(parent: &self.span, error = %e, "receive error");
                 if self.recv_errors >= MAX_RECV_ERRORS {
                     return Err(e);
                 }
@@ -415,23 +815,41 @@ impl<T: Transport, C: Timer, P: Provider> Driver<T, C, P> {
             }
         };
         self.recv_errors = 0;
-        let now = now(self.clock, &self.timer);
         for i in 0..bufs {
-            let (from, len, stride) = self.socket.meta(i);
+            let Some(socket) = self.socket.as_mut() else {
+                return Ok(());
+            };
+            let (from, len, stride) = socket.meta(i);
             let mut start = 0;
             while start < len {
                 let n = stride.min(len - start);
-                let data = self.socket.packet(i, start, n);
+                let Some(socket) = self.socket.as_mut() else {
+                    return Ok(());
+                };
+                let data = socket.packet(i, start, n);
                 start += n;
+                if self.shutdown.is_some()
+                    && matches!(
+                        tern::packet::classify(data),
+                        Ok(tern::packet::PacketClass::Handshake { receiver: 0 })
+                    )
+                {
+                    // Shutting down: no new connection (the socket
+                    // closes soon; the peer's handshake times out).
+                    trace!(parent: &self.span, %from, "handshake refused: shutting down");
+                    continue;
+                }
                 match self.ep.handle(now, from, data, &mut self.rng) {
                     Ok(h) => {
                         // Take this connection's events now, so a burst of
                         // packets never overflows its event queue.
                         while let Some(e) = self.ep.connection_mut(h).and_then(|c| c.poll_event()) {
-                            self.on_event(h, e);
+                            self.on_event(h, e, now);
                         }
                     }
-                    Err(reason) => trace!(%from, ?reason, len = n, "datagram dropped"),
+                    Err(reason) => {
+                        trace!(parent: &self.span, %from, ?reason, len = n, "datagram dropped");
+                    }
                 }
             }
         }
@@ -440,13 +858,13 @@ impl<T: Transport, C: Timer, P: Provider> Driver<T, C, P> {
 
     // ----- events -----
 
-    fn on_event(&mut self, h: ConnectionHandle, e: Event) {
-        let id = match (self.by_handle.get(&h), e) {
-            (Some(&id), _) => id,
+    fn on_event(&mut self, h: ConnectionHandle, e: Event, now: tern::Instant) {
+        let idx = match (self.idx_of(h), e) {
+            (Some(i), _) => i,
             (None, Event::Connected) => self.register_accepted(h),
             // A server connection that never finished its handshake.
             (None, Event::Closed(why)) => {
-                debug!(?h, %why, "half-open connection dropped");
+                debug!(parent: &self.span, ?h, %why, "half-open connection dropped");
                 if let Some(c) = self.ep.connection(h) {
                     self.gone_peers.push(c.peer_addr());
                 }
@@ -454,249 +872,87 @@ impl<T: Transport, C: Timer, P: Provider> Driver<T, C, P> {
             }
             (None, _) => return,
         };
-        let now = now(self.clock, &self.timer);
-        let Some(st) = self.conns.get_mut(&id) else {
+        let Some(st) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
-        let core = self.ep.connection_mut(h);
         match e {
-            Event::Connected => self.on_connected(id),
-            Event::ChannelOpened(ch) => st.channel_opened(ch),
-            Event::Readable(_) => st.serve_recv(core, &mut self.msg_buf),
-            Event::Writable(_) => {
-                if let Some(c) = core {
-                    st.retry_sends(c);
-                }
+            Event::Connected => self.on_connected(idx, now),
+            Event::ChannelOpened(ch) => {
+                st.opened.push_back(ch);
+                st.wake(Wait::Channel, &mut self.to_wake);
             }
-            Event::DatagramReceived => st.serve_datagrams(core, &mut self.msg_buf),
+            Event::Readable(_) => st.wake(Wait::Recv, &mut self.to_wake),
+            Event::Writable(_) => st.wake(Wait::Send, &mut self.to_wake),
+            Event::DatagramReceived => st.wake(Wait::Datagram, &mut self.to_wake),
             Event::Closed(why) => {
-                let span = st.span.clone();
-                let _g = span.enter();
-                let error = Error::Closed(why);
                 match why {
                     tern::ConnectionError::LocallyClosed { .. }
-                    | tern::ConnectionError::PeerClosed { .. } => info!(%why, "connection closed"),
-                    _ => warn!(%why, "connection failed"),
+                    | tern::ConnectionError::PeerClosed { .. } => {
+                        info!(parent: &st.span, %why, "connection closed");
+                    }
+                    _ => warn!(parent: &st.span, %why, "connection failed"),
                 }
+                let core = self.ep.connection_mut(h);
                 self.gone_peers
                     .push(core.as_deref().map_or(st.peer, |c| c.peer_addr()));
-                st.on_ended(core, error, now, &mut self.msg_buf);
-                self.by_handle.remove(&h);
-                self.forget_if_unused(id);
+                st.on_ended(
+                    core,
+                    Error::Closed(why),
+                    now,
+                    &mut self.msg_buf,
+                    &mut self.to_wake,
+                );
+                self.by_handle[h.0] = 0;
+                self.forget_if_unused(idx);
             }
         }
     }
 
     /// A server connection finished its handshake: make it known.
-    fn register_accepted(&mut self, h: ConnectionHandle) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
+    fn register_accepted(&mut self, h: ConnectionHandle) -> usize {
         let peer = self
             .ep
             .connection(h)
             .map_or(self.local_addr, |c| c.peer_addr());
-        self.conns
-            .insert(id, ConnState::new(id, h, peer, Side::Server, None));
-        self.by_handle.insert(h, id);
-        id
+        self.insert(h, peer, Side::Server).idx as usize
     }
 
-    fn on_connected(&mut self, id: u64) {
-        let Some(st) = self.conns.get_mut(&id) else {
+    fn on_connected(&mut self, idx: usize, now: tern::Instant) {
+        let Some(st) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
+        st.established = true;
         let h = st.handle;
         let hs = h
             .and_then(|h| self.ep.connection(h))
             .and_then(|c| c.stats().handshake_duration);
         info!(parent: &st.span, handshake = ?hs, "connection established");
         match st.side {
-            Side::Client => {
-                if let Some(reply) = st.connect_reply.take() {
-                    st.handed_out = true;
-                    match self.tx.upgrade() {
-                        Some(tx) => {
-                            let conn = Connection::new(id, st.peer, Side::Client, tx);
-                            // If `connect` was cancelled, dropping the
-                            // handle closes the connection.
-                            let _ = reply.send(Ok(conn));
-                        }
-                        None => self.release(id),
-                    }
-                }
-            }
+            Side::Client => st.wake(Wait::Connect, &mut self.to_wake),
             Side::Server => {
                 if self.shutdown.is_some() || !self.endpoint_alive {
                     st.handed_out = true;
-                    self.release(id);
+                    st.released = true;
                     if let Some(c) = h.and_then(|h| self.ep.connection_mut(h)) {
-                        c.close(
-                            now(self.clock, &self.timer),
-                            code::SHUTDOWN,
-                            "not accepting",
-                        );
+                        c.close(now, code::SHUTDOWN, "not accepting");
                     }
+                    st.start_close(code::SHUTDOWN, &mut self.to_wake);
                     return;
                 }
-                self.accept_queue.push_back(id);
-                self.serve_accept();
-            }
-        }
-    }
-
-    fn serve_accept(&mut self) {
-        while !self.accept_queue.is_empty() {
-            let Some(w) = self.accept_waiters.pop_front() else {
-                return;
-            };
-            if w.is_canceled() {
-                continue;
-            }
-            let Some(tx) = self.tx.upgrade() else {
-                return;
-            };
-            let Some(id) = self.accept_queue.pop_front() else {
-                return;
-            };
-            let Some(st) = self.conns.get_mut(&id) else {
-                continue;
-            };
-            st.handed_out = true;
-            let conn = Connection::new(id, st.peer, Side::Server, tx);
-            if let Err(Some(conn)) = w.send(Some(conn)) {
-                // The caller went away at that very moment: keep the
-                // connection for the next `accept`.
-                conn.disarm();
-                st.handed_out = false;
-                self.accept_queue.push_front(id);
-            }
-        }
-    }
-}
-
-impl<T: Transport, C: Timer, P: Provider> Driver<T, C, P> {
-    // ----- requests from handles -----
-
-    fn command(&mut self, c: Command) {
-        match c {
-            Command::Connect { peer, creds, reply } => self.connect(peer, &creds, reply),
-            Command::Accept { reply } => {
-                if self.shutdown.is_some() {
-                    let _ = reply.send(None);
-                } else {
-                    self.accept_waiters.push_back(reply);
-                    self.serve_accept();
-                }
-            }
-            Command::Stats { reply } => {
-                let _ = reply.send(EndpointStats {
-                    core: self.ep.stats(),
-                    connections: self.ep.len(),
-                    local_addr: self.local_addr,
-                });
-            }
-            Command::Shutdown { reply } => {
-                self.begin_shutdown();
-                if let Some(s) = &mut self.shutdown {
-                    s.waiters.push(reply);
-                }
-            }
-            Command::EndpointDropped => {
-                self.endpoint_alive = false;
-                self.stop_accepting();
-            }
-            Command::Conn { id, op } => self.conn_command(id, op),
-        }
-    }
-
-    fn connect(
-        &mut self,
-        peer: SocketAddr,
-        creds: &tern::Credentials,
-        reply: oneshot::Sender<Result<Connection, Error>>,
-    ) {
-        if self.shutdown.is_some() {
-            let _ = reply.send(Err(Error::EndpointClosed));
-            return;
-        }
-        let now = now(self.clock, &self.timer);
-        match self.ep.connect(now, peer, creds, &mut self.rng) {
-            Ok(h) => {
-                let id = self.next_id;
-                self.next_id += 1;
-                let st = ConnState::new(id, h, peer, Side::Client, Some(reply));
-                debug!(parent: &st.span, "handshake started");
-                self.conns.insert(id, st);
-                self.by_handle.insert(h, id);
-            }
-            Err(e) => {
-                debug!(%peer, error = %e, "connect refused");
-                let _ = reply.send(Err(Error::Setup(e)));
-            }
-        }
-    }
-
-    fn conn_command(&mut self, id: u64, op: ConnOp) {
-        let now = now(self.clock, &self.timer);
-        let Some(st) = self.conns.get_mut(&id) else {
-            // Only a late `Release` can get here; the rest hold a handle.
-            return;
-        };
-        let core: Option<&mut Core<P>> = st.handle.and_then(|h| self.ep.connection_mut(h));
-        match op {
-            ConnOp::OpenChannel(reply) => {
-                let r = match (core, st.closing) {
-                    (Some(c), None) => c.open_channel().map_err(|e| st.send_error(e)),
-                    _ => Err(crate::SendError::Closed(st.gone())),
+                let key = ConnKey {
+                    idx: idx as u32,
+                    id: st.id,
                 };
-                let _ = reply.send(r);
+                self.accept_queue.push_back(key);
+                self.accept_w.wake_all(&mut self.to_wake);
             }
-            ConnOp::AcceptChannel(reply) => st.add_channel_waiter(reply),
-            ConnOp::Send {
-                channel,
-                data,
-                reply,
-            } => st.send(core, channel, data, reply),
-            ConnOp::Recv { channel, reply } => {
-                st.add_recv_waiter(channel, reply);
-                st.serve_recv(core, &mut self.msg_buf);
-            }
-            ConnOp::SendDatagram { data, reply } => {
-                let r = match (core, st.closing) {
-                    (Some(c), None) => c.send_datagram(&data).map_err(|e| st.send_error(e)),
-                    _ => Err(crate::SendError::Closed(st.gone())),
-                };
-                let _ = reply.send(r);
-            }
-            ConnOp::RecvDatagram(reply) => {
-                st.add_datagram_waiter(reply);
-                st.serve_datagrams(core, &mut self.msg_buf);
-            }
-            ConnOp::Stats(reply) => {
-                let _ = reply.send(st.stats(core.as_deref(), now));
-            }
-            ConnOp::Close {
-                code,
-                reason,
-                reply,
-            } => {
-                if let Some(c) = core
-                    && st.closing.is_none()
-                {
-                    debug!(parent: &st.span, code, reason, "closing");
-                    c.close(now, code, &reason);
-                }
-                st.start_close(code);
-                st.add_close_waiter(reply);
-            }
-            ConnOp::Release => self.release(id),
         }
     }
 
-    /// No handle is left for connection `id`: close it gracefully if it
+    /// No handle is left for connection `idx`: close it gracefully if it
     /// lives, forget it once it has ended.
-    fn release(&mut self, id: u64) {
-        let Some(st) = self.conns.get_mut(&id) else {
+    fn release_idx(&mut self, idx: usize, now: tern::Instant) {
+        let Some(st) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
         st.released = true;
@@ -704,100 +960,522 @@ impl<T: Transport, C: Timer, P: Provider> Driver<T, C, P> {
             && let Some(c) = st.handle.and_then(|h| self.ep.connection_mut(h))
         {
             debug!(parent: &st.span, "last handle dropped; closing");
-            c.close(now(self.clock, &self.timer), code::NO_ERROR, "");
+            c.close(now, code::NO_ERROR, "");
         }
-        st.start_close(code::NO_ERROR);
-        self.forget_if_unused(id);
+        st.start_close(code::NO_ERROR, &mut self.to_wake);
+        self.forget_if_unused(idx);
     }
 
     /// Drops the state of a connection that ended and that no handle can
     /// ask about any more.
-    fn forget_if_unused(&mut self, id: u64) {
-        let Some(st) = self.conns.get(&id) else {
+    fn forget_if_unused(&mut self, idx: usize) {
+        let Some(st) = self.conns.get(idx).and_then(Option::as_ref) else {
             return;
         };
         if st.handle.is_some() {
             return;
         }
-        let queued = !st.handed_out && self.accept_queue.contains(&id);
-        let unreachable = st.released || (!st.handed_out && st.connect_reply.is_none() && !queued);
-        if unreachable {
-            self.conns.remove(&id);
+        let key = ConnKey {
+            idx: idx as u32,
+            id: st.id,
+        };
+        let queued = !st.handed_out && self.accept_queue.contains(&key);
+        let unreachable = st.released || (!st.handed_out && !st.connecting && !queued);
+        let forget = if unreachable {
+            true
         } else if queued && self.accept_queue.len() > self.ep.config().max_connections {
             // Ended before anyone accepted it, and the backlog is long.
-            self.accept_queue.retain(|&q| q != id);
-            self.conns.remove(&id);
+            self.accept_queue.retain(|&q| q != key);
+            true
+        } else {
+            false
+        };
+        if forget {
+            self.conns[idx] = None;
+            self.free.push(idx as u32);
         }
     }
 
     /// The endpoint handle is gone: no one will accept, so connections
     /// waiting to be accepted are closed.
-    fn stop_accepting(&mut self) {
-        for w in self.accept_waiters.drain(..) {
-            let _ = w.send(None);
-        }
-        for id in std::mem::take(&mut self.accept_queue) {
-            if let Some(st) = self.conns.get_mut(&id) {
+    fn stop_accepting(&mut self, now: tern::Instant) {
+        self.accept_w.wake_all(&mut self.to_wake);
+        for key in std::mem::take(&mut self.accept_queue) {
+            if let Some(st) = slot(&mut self.conns, key) {
                 st.handed_out = true;
                 if let Some(c) = st.handle.and_then(|h| self.ep.connection_mut(h)) {
-                    c.close(
-                        now(self.clock, &self.timer),
-                        code::SHUTDOWN,
-                        "not accepting",
-                    );
-                    st.start_close(code::SHUTDOWN);
+                    c.close(now, code::SHUTDOWN, "not accepting");
+                    st.start_close(code::SHUTDOWN, &mut self.to_wake);
                 }
             }
-            self.release(id);
+            self.release_idx(key.idx as usize, now);
         }
     }
 
-    /// Every handle is gone: close what is left and stop once it is closed.
-    fn orphaned(&mut self) {
-        self.rx_closed = true;
-        debug!("no handle left; closing every connection");
-        self.begin_shutdown();
+    /// Every handle is gone: close what is left, stop once it is closed.
+    fn check_orphaned(&mut self, now: tern::Instant) {
+        if !self.endpoint_alive && self.handles == 0 && self.shutdown.is_none() {
+            debug!(parent: &self.span, "no handle left; closing every connection");
+            self.begin_shutdown(now);
+        }
     }
 
-    fn begin_shutdown(&mut self) {
+    fn begin_shutdown(&mut self, now: tern::Instant) {
         if self.shutdown.is_some() {
             return;
         }
         let bound = self.ep.close_bound().max(Duration::from_millis(100));
-        info!(connections = self.ep.len(), ?bound, "shutting down");
+        info!(parent: &self.span, connections = self.ep.len(), ?bound, "shutting down");
         self.shutdown = Some(Shutdown {
-            deadline: self.timer.now() + bound,
-            waiters: Vec::new(),
+            deadline: now + bound,
+            waiters: WaitList::default(),
         });
-        self.stop_accepting();
+        self.stop_accepting(now);
         // Close every connection not closing yet (handshakes included),
         // keeping the code of those already closing.
-        let now = now(self.clock, &self.timer);
         let handles: Vec<ConnectionHandle> = self.ep.handles().collect();
         for h in handles {
-            let st = self.by_handle.get(&h).and_then(|id| self.conns.get_mut(id));
+            let idx = self.idx_of(h);
+            let st = idx.and_then(|i| self.conns.get_mut(i).and_then(Option::as_mut));
             if st.as_ref().is_some_and(|st| st.closing.is_some()) {
                 continue;
             }
             if let Some(st) = st {
-                st.start_close(code::SHUTDOWN);
+                st.start_close(code::SHUTDOWN, &mut self.to_wake);
             }
             if let Some(c) = self.ep.connection_mut(h) {
                 c.close(now, code::SHUTDOWN, "endpoint shutdown");
             }
         }
+        // The task drives the closes and stops once they are done.
+        self.wake_task();
+    }
+}
+
+/// Connection `k` in the slab, if it is still there.
+fn slot(conns: &mut [Option<ConnState>], k: ConnKey) -> Option<&mut ConnState> {
+    conns
+        .get_mut(k.idx as usize)
+        .and_then(Option::as_mut)
+        .filter(|c| c.id == k.id)
+}
+
+/// The error of a call on a connection the endpoint no longer knows.
+fn unknown() -> Error {
+    Error::EndpointClosed
+}
+
+impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
+    fn open_channel(&self, k: ConnKey) -> Result<u32, SendError> {
+        self.with(|s| {
+            let now = s.now();
+            let st = slot(&mut s.conns, k).ok_or_else(unknown)?;
+            let (Some(h), None) = (st.handle, st.closing) else {
+                return Err(SendError::Closed(st.gone()));
+            };
+            let Some(c) = s.ep.connection_mut(h) else {
+                return Err(SendError::Closed(st.gone()));
+            };
+            let r = c.open_channel().map_err(|e| st.send_error(e));
+            s.after_conn_op(h, now);
+            r
+        })
     }
 
-    /// The endpoint stops: every request still waiting gets `error`.
-    fn fail_all(&mut self, error: Error) {
-        let now = now(self.clock, &self.timer);
-        for (_, mut st) in self.conns.drain() {
-            if st.ended.is_none() {
-                st.on_ended::<P>(None, error.clone(), now, &mut self.msg_buf);
+    fn poll_accept_channel(
+        &self,
+        k: ConnKey,
+        cx: &mut Context<'_>,
+        t: &mut Option<u64>,
+    ) -> Poll<Result<u32, Error>> {
+        self.with(|s| {
+            let stopped = s.stopped;
+            let Some(st) = slot(&mut s.conns, k) else {
+                return Poll::Ready(Err(unknown()));
+            };
+            if let Some(id) = st.opened.pop_front() {
+                st.waiters(Wait::Channel).remove(t);
+                return Poll::Ready(Ok(id));
             }
-        }
-        for w in self.accept_waiters.drain(..) {
-            let _ = w.send(None);
-        }
+            if let Some(e) = &st.ended {
+                let e = e.clone();
+                st.waiters(Wait::Channel).remove(t);
+                return Poll::Ready(Err(e));
+            }
+            if stopped {
+                return Poll::Ready(Err(Error::EndpointClosed));
+            }
+            st.waiters(Wait::Channel).register(t, cx.waker());
+            Poll::Pending
+        })
+    }
+
+    fn poll_send(
+        &self,
+        k: ConnKey,
+        cx: &mut Context<'_>,
+        channel: u32,
+        data: &[u8],
+        t: &mut Option<u64>,
+    ) -> Poll<Result<(), SendError>> {
+        self.with(|s| {
+            let Some(st) = s.conns.get_mut(k.idx as usize).and_then(Option::as_mut) else {
+                return Poll::Ready(Err(SendError::Closed(unknown())));
+            };
+            if st.id != k.id {
+                return Poll::Ready(Err(SendError::Closed(unknown())));
+            }
+            let core = match (st.handle, st.closing) {
+                (Some(h), None) => s.ep.connection_mut(h).map(|c| (h, c)),
+                _ => None,
+            };
+            let Some((h, c)) = core else {
+                st.waiters(Wait::Send).remove(t);
+                return Poll::Ready(Err(SendError::Closed(st.gone())));
+            };
+            match c.send(channel, data) {
+                Ok(()) => {
+                    st.waiters(Wait::Send).remove(t);
+                    let now = s.now();
+                    s.after_conn_op(h, now);
+                    Poll::Ready(Ok(()))
+                }
+                Err(CoreSendError::WouldBlock(_)) => {
+                    st.waiters(Wait::Send).register(t, cx.waker());
+                    Poll::Pending
+                }
+                Err(e) => {
+                    st.waiters(Wait::Send).remove(t);
+                    Poll::Ready(Err(st.send_error(e)))
+                }
+            }
+        })
+    }
+
+    fn poll_recv(
+        &self,
+        k: ConnKey,
+        cx: &mut Context<'_>,
+        channel: Option<u32>,
+        t: &mut Option<u64>,
+    ) -> Poll<Result<(u32, Bytes), Error>> {
+        self.with(|s| {
+            let Some(st) = s.conns.get_mut(k.idx as usize).and_then(Option::as_mut) else {
+                return Poll::Ready(Err(unknown()));
+            };
+            if st.id != k.id {
+                return Poll::Ready(Err(unknown()));
+            }
+            if let Some(m) = st.take_stashed(channel) {
+                st.waiters(Wait::Recv).remove(t);
+                return Poll::Ready(Ok(m));
+            }
+            if let Some(h) = st.handle
+                && let Some(c) = s.ep.connection_mut(h)
+                && let Some(m) = read_message(c, channel, &mut s.msg_buf)
+            {
+                st.waiters(Wait::Recv).remove(t);
+                let now = s.now();
+                s.after_conn_op(h, now);
+                return Poll::Ready(Ok(m));
+            }
+            if let Some(e) = &st.ended {
+                let e = e.clone();
+                st.waiters(Wait::Recv).remove(t);
+                return Poll::Ready(Err(e));
+            }
+            if s.stopped {
+                return Poll::Ready(Err(Error::EndpointClosed));
+            }
+            st.waiters(Wait::Recv).register(t, cx.waker());
+            Poll::Pending
+        })
+    }
+
+    fn send_datagram(&self, k: ConnKey, data: &[u8]) -> Result<(), SendError> {
+        self.with(|s| {
+            let now = s.now();
+            let st = slot(&mut s.conns, k).ok_or_else(unknown)?;
+            let (Some(h), None) = (st.handle, st.closing) else {
+                return Err(SendError::Closed(st.gone()));
+            };
+            let Some(c) = s.ep.connection_mut(h) else {
+                return Err(SendError::Closed(st.gone()));
+            };
+            let r = c.send_datagram(data).map_err(|e| st.send_error(e));
+            s.after_conn_op(h, now);
+            r
+        })
+    }
+
+    fn poll_recv_datagram(
+        &self,
+        k: ConnKey,
+        cx: &mut Context<'_>,
+        t: &mut Option<u64>,
+    ) -> Poll<Result<Bytes, Error>> {
+        self.with(|s| {
+            let Some(st) = s.conns.get_mut(k.idx as usize).and_then(Option::as_mut) else {
+                return Poll::Ready(Err(unknown()));
+            };
+            if st.id != k.id {
+                return Poll::Ready(Err(unknown()));
+            }
+            if let Some(d) = st.take_stashed_datagram() {
+                st.waiters(Wait::Datagram).remove(t);
+                return Poll::Ready(Ok(d));
+            }
+            if let Some(c) = st.handle.and_then(|h| s.ep.connection_mut(h))
+                && let Some(d) = read_datagram(c, &mut s.msg_buf)
+            {
+                st.waiters(Wait::Datagram).remove(t);
+                return Poll::Ready(Ok(d));
+            }
+            if let Some(e) = &st.ended {
+                let e = e.clone();
+                st.waiters(Wait::Datagram).remove(t);
+                return Poll::Ready(Err(e));
+            }
+            if s.stopped {
+                return Poll::Ready(Err(Error::EndpointClosed));
+            }
+            st.waiters(Wait::Datagram).register(t, cx.waker());
+            Poll::Pending
+        })
+    }
+
+    fn stats(&self, k: ConnKey) -> Result<Stats, Error> {
+        self.with(|s| {
+            let now = s.now();
+            let Some(st) = s.conns.get(k.idx as usize).and_then(Option::as_ref) else {
+                return Err(unknown());
+            };
+            if st.id != k.id {
+                return Err(unknown());
+            }
+            let core = st.handle.and_then(|h| s.ep.connection(h));
+            Ok(st.stats(core, now))
+        })
+    }
+
+    fn poll_close(
+        &self,
+        k: ConnKey,
+        cx: &mut Context<'_>,
+        code: u32,
+        reason: &str,
+        started: &mut bool,
+        t: &mut Option<u64>,
+    ) -> Poll<Result<(), Error>> {
+        self.with(|s| {
+            let now = s.now();
+            let stopped = s.stopped;
+            let Some(st) = s.conns.get_mut(k.idx as usize).and_then(Option::as_mut) else {
+                return Poll::Ready(Err(unknown()));
+            };
+            if st.id != k.id {
+                return Poll::Ready(Err(unknown()));
+            }
+            if !*started {
+                *started = true;
+                if st.closing.is_none()
+                    && let Some(c) = st.handle.and_then(|h| s.ep.connection_mut(h))
+                {
+                    debug!(parent: &st.span, code, reason, "closing");
+                    c.close(now, code, reason);
+                }
+                st.start_close(code, &mut s.to_wake);
+                if let Some(h) = st.handle {
+                    s.after_conn_op(h, now);
+                }
+            }
+            let Some(st) = slot(&mut s.conns, k) else {
+                return Poll::Ready(Err(unknown()));
+            };
+            if let Some(e) = &st.ended {
+                let r = close_outcome(e);
+                st.waiters(Wait::Close).remove(t);
+                return Poll::Ready(r);
+            }
+            if stopped {
+                return Poll::Ready(Err(Error::EndpointClosed));
+            }
+            st.waiters(Wait::Close).register(t, cx.waker());
+            Poll::Pending
+        })
+    }
+
+    fn unregister(&self, k: ConnKey, w: Wait, t: &mut Option<u64>) {
+        self.with(|s| {
+            if let Some(st) = slot(&mut s.conns, k) {
+                st.waiters(w).remove(t);
+            }
+        });
+    }
+
+    fn release(&self, k: ConnKey, counted: bool) {
+        self.with(|s| {
+            if counted {
+                s.handles = s.handles.saturating_sub(1);
+            }
+            if s.stopped {
+                return;
+            }
+            let now = s.now();
+            if slot(&mut s.conns, k).is_some() {
+                s.release_idx(k.idx as usize, now);
+            }
+            s.check_orphaned(now);
+            s.after_op(now);
+        });
+    }
+
+    fn connect(&self, peer: SocketAddr, creds: &Credentials) -> Result<ConnKey, Error> {
+        self.with(|s| {
+            if s.stopped || s.shutdown.is_some() {
+                return Err(Error::EndpointClosed);
+            }
+            let now = s.now();
+            match s.ep.connect(now, peer, creds, &mut s.rng) {
+                Ok(h) => {
+                    let key = s.insert(h, peer, Side::Client);
+                    if let Some(st) = slot(&mut s.conns, key) {
+                        debug!(parent: &st.span, "handshake started");
+                    }
+                    s.after_conn_op(h, now);
+                    Ok(key)
+                }
+                Err(e) => {
+                    debug!(parent: &s.span, %peer, error = %e, "connect refused");
+                    Err(Error::Setup(e))
+                }
+            }
+        })
+    }
+
+    fn poll_connected(
+        &self,
+        k: ConnKey,
+        cx: &mut Context<'_>,
+        t: &mut Option<u64>,
+    ) -> Poll<Result<SocketAddr, Error>> {
+        self.with(|s| {
+            let stopped = s.stopped;
+            let Some(st) = slot(&mut s.conns, k) else {
+                return Poll::Ready(Err(unknown()));
+            };
+            let r = if st.established {
+                st.connecting = false;
+                st.handed_out = true;
+                Ok(st.peer)
+            } else if let Some(e) = &st.ended {
+                Err(e.clone())
+            } else if stopped {
+                Err(Error::EndpointClosed)
+            } else {
+                st.waiters(Wait::Connect).register(t, cx.waker());
+                return Poll::Pending;
+            };
+            st.waiters(Wait::Connect).remove(t);
+            match r {
+                Ok(_) => s.handles += 1,
+                Err(_) => {
+                    // Nothing will ask about it again.
+                    st.connecting = false;
+                    st.released = true;
+                    s.forget_if_unused(k.idx as usize);
+                }
+            }
+            Poll::Ready(r)
+        })
+    }
+
+    fn poll_accept(
+        &self,
+        cx: &mut Context<'_>,
+        t: &mut Option<u64>,
+    ) -> Poll<Option<(ConnKey, SocketAddr)>> {
+        self.with(|s| {
+            if s.stopped || s.shutdown.is_some() || !s.endpoint_alive {
+                s.accept_w.remove(t);
+                return Poll::Ready(None);
+            }
+            while let Some(key) = s.accept_queue.pop_front() {
+                let Some(st) = slot(&mut s.conns, key) else {
+                    continue;
+                };
+                st.handed_out = true;
+                let peer = st.peer;
+                s.handles += 1;
+                s.accept_w.remove(t);
+                return Poll::Ready(Some((key, peer)));
+            }
+            s.accept_w.register(t, cx.waker());
+            Poll::Pending
+        })
+    }
+
+    fn unregister_accept(&self, t: &mut Option<u64>) {
+        self.with(|s| s.accept_w.remove(t));
+    }
+
+    fn endpoint_stats(&self) -> Result<EndpointStats, Error> {
+        self.with(|s| {
+            if s.stopped {
+                return Err(Error::EndpointClosed);
+            }
+            Ok(EndpointStats {
+                core: s.ep.stats(),
+                connections: s.ep.len(),
+                local_addr: s.local_addr,
+            })
+        })
+    }
+
+    fn poll_shutdown(
+        &self,
+        cx: &mut Context<'_>,
+        started: &mut bool,
+        t: &mut Option<u64>,
+    ) -> Poll<()> {
+        self.with(|s| {
+            if s.stopped {
+                return Poll::Ready(());
+            }
+            if !*started {
+                *started = true;
+                let now = s.now();
+                s.begin_shutdown(now);
+                s.after_op(now);
+            }
+            match &mut s.shutdown {
+                Some(sh) => {
+                    sh.waiters.register(t, cx.waker());
+                    Poll::Pending
+                }
+                None => Poll::Ready(()),
+            }
+        })
+    }
+
+    fn unregister_shutdown(&self, t: &mut Option<u64>) {
+        self.with(|s| {
+            if let Some(sh) = &mut s.shutdown {
+                sh.waiters.remove(t);
+            }
+        });
+    }
+
+    fn endpoint_dropped(&self) {
+        self.with(|s| {
+            s.endpoint_alive = false;
+            if s.stopped {
+                return;
+            }
+            let now = s.now();
+            s.stop_accepting(now);
+            s.check_orphaned(now);
+            s.after_op(now);
+        });
     }
 }

@@ -1,17 +1,15 @@
 //! The runtime-independent endpoint handle: every request an application
-//! makes of an endpoint, sent to its loop over a channel. Each driver
+//! makes of an endpoint, done on the endpoint's shared state. Each driver
 //! wraps it in its own `Endpoint` with the runtime's constructors.
 
-use crate::command::Command;
 use crate::connection::Connection;
-use crate::driver::{Driver, DriverEndpoint};
+use crate::driver::{ConnKey, DriverEndpoint, Ops, Shared, Task};
 use crate::error::Error;
 use crate::runtime::{Timer, Transport};
-use futures_channel::oneshot;
 use rand::SeedableRng;
 use rand::rngs::{StdRng, SysRng};
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +17,6 @@ use tern::Credentials;
 use tern::crypto::{CryptoProvider, RustCrypto};
 use tern::endpoint::EndpointConfig;
 use tern_ring::RingCrypto;
-use tracing::Instrument;
 
 /// A handle to an endpoint's loop: a transport serving any number of Tern
 /// connections, as a server, a client, or both.
@@ -35,7 +32,7 @@ pub struct Endpoint {
 }
 
 struct Inner {
-    tx: async_channel::Sender<Command>,
+    ops: Arc<dyn Ops>,
     local_addr: SocketAddr,
     /// The static key `connect` authenticates this side with.
     client_creds: Credentials,
@@ -43,7 +40,45 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let _ = self.tx.try_send(Command::EndpointDropped);
+        self.ops.endpoint_dropped();
+    }
+}
+
+/// A pending `connect`: dropped before the handshake finished, it closes
+/// the connection.
+struct Connecting<'a> {
+    ops: &'a Arc<dyn Ops>,
+    key: ConnKey,
+    token: Option<u64>,
+    done: bool,
+}
+
+impl Drop for Connecting<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.ops
+                .unregister(self.key, crate::conn_state::Wait::Connect, &mut self.token);
+            self.ops.release(self.key, false);
+        }
+    }
+}
+
+/// A waiting `accept` or `shutdown`: dropping it removes its waker.
+struct EndpointWait<'a> {
+    ops: &'a Arc<dyn Ops>,
+    shutdown: bool,
+    token: Option<u64>,
+}
+
+impl Drop for EndpointWait<'_> {
+    fn drop(&mut self) {
+        if self.token.is_some() {
+            if self.shutdown {
+                self.ops.unregister_shutdown(&mut self.token);
+            } else {
+                self.ops.unregister_accept(&mut self.token);
+            }
+        }
     }
 }
 
@@ -100,19 +135,18 @@ impl Endpoint {
         let mut rng = StdRng::try_from_rng(&mut SysRng).map_err(io::Error::other)?;
         let mut client_key = [0u8; 32];
         rand::Rng::fill_bytes(&mut rng, &mut client_key);
-        let (tx, rx) = async_channel::unbounded();
-        let driver = Driver::new(
+        let span = tracing::info_span!("tern_endpoint", local = %local_addr);
+        let shared = Shared::new(
             transport,
             timer,
             DriverEndpoint::<P>::new(config),
             rng,
-            rx,
-            tx.downgrade(),
+            span,
         );
-        let span = tracing::info_span!("tern_endpoint", local = %local_addr);
+        let task = Task::new(shared.clone());
         let endpoint = Endpoint {
             inner: Arc::new(Inner {
-                tx,
+                ops: shared,
                 local_addr,
                 client_creds: Credentials {
                     private_key: Some(client_key),
@@ -120,7 +154,7 @@ impl Endpoint {
                 },
             }),
         };
-        Ok((endpoint, driver.run().instrument(span)))
+        Ok((endpoint, task))
     }
 
     /// The socket's local address.
@@ -152,40 +186,58 @@ impl Endpoint {
         addr: SocketAddr,
         creds: Credentials,
     ) -> Result<Connection, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Connect {
-            peer: addr,
-            creds: Box::new(creds),
-            reply,
-        })?;
-        answer.await.map_err(|_| Error::EndpointClosed)?
+        let ops = &self.inner.ops;
+        let key = ops.connect(addr, &creds)?;
+        let mut c = Connecting {
+            ops,
+            key,
+            token: None,
+            done: false,
+        };
+        let r = poll_fn(|cx| ops.poll_connected(key, cx, &mut c.token)).await;
+        c.done = true;
+        let peer = r?;
+        Ok(Connection::new(
+            key,
+            peer,
+            tern::Side::Client,
+            self.inner.ops.clone(),
+        ))
     }
 
     /// The next accepted connection; `None` when the endpoint is shutting
     /// down. Cancel-safe.
     pub async fn accept(&self) -> Option<Connection> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Accept { reply }).ok()?;
-        answer.await.ok().flatten()
+        let ops = &self.inner.ops;
+        let mut w = EndpointWait {
+            ops,
+            shutdown: false,
+            token: None,
+        };
+        let (key, peer) = poll_fn(|cx| ops.poll_accept(cx, &mut w.token)).await?;
+        Some(Connection::new(
+            key,
+            peer,
+            tern::Side::Server,
+            self.inner.ops.clone(),
+        ))
     }
 
     /// Endpoint counters.
     pub async fn stats(&self) -> Result<EndpointStats, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Stats { reply })?;
-        answer.await.map_err(|_| Error::EndpointClosed)
+        self.inner.ops.endpoint_stats()
     }
 
     /// Closes every connection gracefully, waits for the peers within a
     /// bound, and stops the loop.
     pub async fn shutdown(&self) {
-        let (reply, answer) = oneshot::channel();
-        if self.send(Command::Shutdown { reply }).is_ok() {
-            let _ = answer.await;
-        }
-    }
-
-    fn send(&self, c: Command) -> Result<(), Error> {
-        self.inner.tx.try_send(c).map_err(|_| Error::EndpointClosed)
+        let ops = &self.inner.ops;
+        let mut w = EndpointWait {
+            ops,
+            shutdown: true,
+            token: None,
+        };
+        let mut started = false;
+        poll_fn(|cx| ops.poll_shutdown(cx, &mut started, &mut w.token)).await
     }
 }

@@ -6,15 +6,16 @@
 //!
 //! A driver crate supplies what belongs to its runtime only: a socket's
 //! readiness ([`UdpIo`]), a timer and clock ([`Timer`]), TCP streams and
-//! spawning ([`TcpRuntime`]), and spawns the loop that
-//! [`Endpoint::start`] returns. Handles talk to the loop over
-//! runtime-agnostic channels (`async-channel`, `futures-channel`), so a
-//! [`Connection`] can be used from any executor.
+//! spawning ([`TcpRuntime`]), and spawns the task that
+//! [`Endpoint::start`] returns. The endpoint's state (the state machine,
+//! the socket, the timer) sits behind one lock shared by that task and
+//! every handle: a [`Connection`] sends and receives from the caller's
+//! task, with wakers rather than messages to the endpoint's task, so it
+//! can be used from any executor.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod clock;
-mod command;
 mod conn_state;
 mod connection;
 mod driver;
@@ -23,6 +24,8 @@ mod error;
 mod runtime;
 mod stats;
 mod tcp;
+#[cfg(test)]
+mod tests;
 mod udp;
 
 pub use connection::Connection;

@@ -2,7 +2,6 @@
 //! socket, with its readiness) and a timer (with the runtime's clock).
 //! Everything else, the endpoint loop included, is in this crate.
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::task::{Context, Poll};
@@ -39,16 +38,34 @@ pub trait Transport: Send + 'static {
     /// The bytes of buffer `i`, from `start` for `len` bytes.
     fn packet(&mut self, i: usize, start: usize, len: usize) -> &mut [u8];
 
-    /// Sends `count` packets of `segment` bytes each (the last may be
-    /// shorter) held back to back in `buf`, to `to`. Packets that cannot
-    /// go are lost (the protocol recovers); the error is for logging.
-    fn send(
+    /// Whether [`try_send`](Self::try_send) may be called from any task
+    /// and thread (a connection handle's, under the endpoint's lock), not
+    /// only from the endpoint's task. A UDP socket can; a transport that
+    /// spawns tasks to send (TCP) cannot, and its packets wait for the
+    /// endpoint's task.
+    fn sends_anywhere(&self) -> bool {
+        false
+    }
+
+    /// Sends, without waiting, `count` packets of `segment` bytes each
+    /// (the last may be shorter) held back to back in `buf`, to `to`.
+    /// Returns how many packets were taken: sent, or lost to an error
+    /// other than a full socket buffer (the protocol recovers; the
+    /// transport logs it). Fewer than `count` when the socket's buffer is
+    /// full: the rest are offered again once
+    /// [`poll_writable`](Self::poll_writable) is ready. An error means
+    /// every packet was lost (for logging).
+    fn try_send(
         &mut self,
         to: SocketAddr,
         buf: &[u8],
         segment: usize,
         count: usize,
-    ) -> impl Future<Output = io::Result<()>> + Send;
+    ) -> io::Result<usize>;
+
+    /// Ready when the socket may take packets again after
+    /// [`try_send`](Self::try_send) took fewer than it was offered.
+    fn poll_writable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
     /// No connection uses `peer` any more: a transport with state per
     /// peer (a TCP stream) may release it, after sending what it has.
@@ -56,6 +73,13 @@ pub trait Transport: Send + 'static {
 }
 
 /// The runtime's clock and one re-armable timer.
+///
+/// The endpoint polls the timer from its task; connection handles may
+/// [`reset`](Self::reset) it to an earlier deadline from their own tasks
+/// and threads (under the endpoint's lock, so never concurrently), after
+/// the endpoint's task polled it: a reset must keep the waker of the last
+/// [`poll_expired`](Self::poll_expired), as tokio's `Sleep::reset` and
+/// `async-io`'s `Timer::set_at` do.
 pub trait Timer: Send + 'static {
     /// The runtime's current time.
     fn now(&self) -> Instant;

@@ -290,13 +290,16 @@ impl<R: TcpRuntime> Transport for TcpTransport<R> {
         &mut self.batch[i].1[start..start + len]
     }
 
-    async fn send(
+    /// Queues the packets on the peer's stream (opening one if needed):
+    /// never waits, a full queue loses the packet. Called from the
+    /// endpoint's task only (opening a stream spawns its task).
+    fn try_send(
         &mut self,
         to: SocketAddr,
         buf: &[u8],
         segment: usize,
-        _count: usize,
-    ) -> io::Result<()> {
+        count: usize,
+    ) -> io::Result<usize> {
         let queue = match self.peers.get(&to) {
             Some(p) if !p.queue.is_closed() => p.queue.clone(),
             // A peer that connected to us cannot be reached again once its
@@ -320,13 +323,14 @@ impl<R: TcpRuntime> Transport for TcpTransport<R> {
             if queue.try_send(frame).is_err() {
                 // A whole packet is lost, never part of a frame.
                 self.dropped += 1;
-                result = Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "TCP write queue full",
-                ));
+                result = Err(io::Error::other("TCP write queue full"));
             }
         }
-        result
+        result.map(|()| count)
+    }
+
+    fn poll_writable(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 
     fn peer_gone(&mut self, peer: SocketAddr) {

@@ -9,10 +9,10 @@
 
 use crate::runtime::Transport;
 use quinn_udp::{BATCH_SIZE, RecvMeta, Transmit, UdpSockRef, UdpSocketState};
-use std::future::poll_fn;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::task::{Context, Poll, ready};
+use tracing::debug;
 
 /// Bytes per receive buffer: a whole datagram, or a GRO run of them.
 const RECV_CHUNK: usize = 64 * 1024;
@@ -102,21 +102,11 @@ impl<U: UdpIo> UdpTransport<U> {
         })
     }
 
-    async fn send_one(&self, t: &Transmit<'_>) -> io::Result<()> {
-        poll_fn(|cx| {
-            loop {
-                match self
-                    .io
-                    .try_io(true, || self.state.try_send(self.io.sock_ref(), t))
-                {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        ready!(self.io.poll_write_ready(cx))?;
-                    }
-                    r => return Poll::Ready(r),
-                }
-            }
-        })
-        .await
+    /// One system call without waiting (`WouldBlock` when the socket's
+    /// buffer is full).
+    fn try_one(&self, t: &Transmit<'_>) -> io::Result<()> {
+        self.io
+            .try_io(true, || self.state.try_send(self.io.sock_ref(), t))
     }
 }
 
@@ -145,7 +135,24 @@ impl<U: UdpIo> Transport for UdpTransport<U> {
         let mut bufs: [IoSliceMut<'_>; RECV_BUFS] =
             std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
         let (state, io, meta) = (&self.state, &self.io, &mut self.meta);
-        io.try_io(false, || state.recv(io.sock_ref(), &mut bufs, meta))
+        // Fewer buffers than offered means the call found the socket's
+        // queue empty: say "would block" to the runtime too, so that it
+        // clears the readiness it saw before the call (a datagram that
+        // came after raises it again) and the next receive waits without
+        // a system call that would only fail.
+        let mut drained = None;
+        let r = io.try_io(false, || {
+            let n = state.recv(io.sock_ref(), &mut bufs, meta)?;
+            if n < RECV_BUFS && RECV_BUFS > 1 {
+                drained = Some(n);
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match drained {
+            Some(n) => Ok(n),
+            None => r,
+        }
     }
 
     fn meta(&self, i: usize) -> (SocketAddr, usize, usize) {
@@ -157,16 +164,21 @@ impl<U: UdpIo> Transport for UdpTransport<U> {
         &mut self.recv_buf[i * RECV_CHUNK..][start..start + len]
     }
 
-    /// Falls back to one packet per call if the segmented send fails.
-    /// Errors other than a full socket buffer lose the packets and are
-    /// returned only after every packet was tried.
-    async fn send(
+    fn sends_anywhere(&self) -> bool {
+        true
+    }
+
+    /// Falls back to one packet per call if the segmented send fails for
+    /// another reason than a full buffer. Packets lost to other errors are
+    /// logged and counted as taken.
+    fn try_send(
         &mut self,
         to: SocketAddr,
         buf: &[u8],
         segment: usize,
         count: usize,
-    ) -> io::Result<()> {
+    ) -> io::Result<usize> {
+        let segment = segment.max(1);
         if count > 1 {
             let t = Transmit {
                 destination: to,
@@ -175,12 +187,15 @@ impl<U: UdpIo> Transport for UdpTransport<U> {
                 segment_size: Some(segment),
                 src_ip: None,
             };
-            if self.send_one(&t).await.is_ok() {
-                return Ok(());
+            match self.try_one(&t) {
+                Ok(()) => return Ok(count),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                Err(_) => {}
             }
         }
-        let mut last = Ok(());
-        for pkt in buf.chunks(segment.max(1)) {
+        let (mut taken, mut sent) = (0, 0);
+        let mut last = None;
+        for pkt in buf.chunks(segment) {
             let t = Transmit {
                 destination: to,
                 ecn: None,
@@ -188,11 +203,26 @@ impl<U: UdpIo> Transport for UdpTransport<U> {
                 segment_size: None,
                 src_ip: None,
             };
-            if let Err(e) = self.send_one(&t).await {
-                last = Err(e);
+            match self.try_one(&t) {
+                Ok(()) => sent += 1,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(taken),
+                Err(e) => last = Some(e),
             }
+            taken += 1;
         }
-        last
+        match last {
+            // Every packet failed: the caller logs why.
+            Some(e) if sent == 0 => Err(e),
+            Some(e) => {
+                debug!(%to, error = %e, "send failed");
+                Ok(taken)
+            }
+            None => Ok(taken),
+        }
+    }
+
+    fn poll_writable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.poll_write_ready(cx)
     }
 }
 

@@ -2,10 +2,11 @@
 //!
 //! The same API as `tern-tokio`, on `async-io` sockets and timers and
 //! smol's executor. An [`Endpoint`] is a UDP socket with any number of
-//! connections on it; one smol task per endpoint owns the socket, the
-//! sans-IO state machine ([`tern::ServiceEndpoint`]) and its timer, and
-//! drives every connection; the [`Endpoint`] and [`Connection`] handles
-//! send it requests over runtime-agnostic channels. The endpoint loop,
+//! connections on it; one smol task per endpoint waits for the socket and
+//! the timer and drives every connection; the endpoint's state (the
+//! sans-IO state machine, [`tern::ServiceEndpoint`], the socket, the
+//! timer) is shared with the [`Endpoint`] and [`Connection`] handles under
+//! one lock, and they work on it from their own tasks. The endpoint loop,
 //! the handles, the errors and the statistics are `tern-driver`'s, shared
 //! with `tern-tokio`: a [`Connection`] is the same type in both, and the
 //! two drivers speak to each other.

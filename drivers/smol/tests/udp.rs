@@ -424,6 +424,10 @@ fn cancelled_receives_lose_nothing() {
         let conn = connect(&server, config()).await;
         let sc = server.accept().await.unwrap();
         const N: u32 = 300;
+        // One receive is dropped while nothing can be waiting yet (the
+        // sender has not started), so at least one is cancelled whatever
+        // the timing of the executor's threads.
+        assert!(future::poll_once(sc.recv()).await.is_none());
         let c2 = conn.clone();
         let sender = smol::spawn(async move {
             for i in 0..N {
@@ -433,11 +437,11 @@ fn cancelled_receives_lose_nothing() {
                 }
             }
         });
-        // Every other receive is dropped right after its request went out
-        // (the request still reaches the endpoint task, which must not
-        // lose the message it would have answered with).
+        // Every other receive is dropped after one poll (a receive that
+        // finds no message leaves its waker; dropping it must not lose the
+        // message that would have woken it).
         let mut next = 0u32;
-        let mut cancelled = 0;
+        let mut cancelled = 1;
         let mut k = 0u32;
         while next < N {
             k += 1;

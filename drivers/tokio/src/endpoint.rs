@@ -14,9 +14,11 @@ use tern_driver::{TcpTransport, UdpTransport};
 /// A UDP socket serving any number of Tern connections, as a server, a
 /// client, or both.
 ///
-/// One tokio task per endpoint owns the socket, the sans-IO state machine
-/// ([`tern::ServiceEndpoint`]) and its timer, and drives every connection;
-/// [`Endpoint`] and [`Connection`] handles talk to it over a channel.
+/// One tokio task per endpoint waits for the socket and the timer and
+/// drives every connection; the state it drives (the sans-IO state
+/// machine, [`tern::ServiceEndpoint`], the socket, the timer) is shared
+/// under one lock with the [`Endpoint`] and [`Connection`] handles, which
+/// send and receive from their own tasks.
 /// Handles are cheap to clone. The task runs while any handle exists: a
 /// client may drop its `Endpoint` and keep using its `Connection`. When
 /// the last `Endpoint` handle is dropped, connections waiting to be
@@ -58,7 +60,7 @@ impl Endpoint {
             .map_err(|e| io::Error::other(format!("tern-tokio needs a tokio runtime: {e}")))?;
         socket.set_nonblocking(true)?;
         let _guard = runtime.enter();
-        let transport = UdpTransport::new(TokioUdp(tokio::net::UdpSocket::from_std(socket)?))?;
+        let transport = UdpTransport::new(TokioUdp::new(socket)?)?;
         let (inner, driver) = tern_driver::Endpoint::start(transport, TokioTimer::new(), config)?;
         runtime.spawn(driver);
         Ok(Endpoint { inner })
@@ -79,7 +81,7 @@ impl Endpoint {
             .map_err(|e| io::Error::other(format!("tern-tokio needs a tokio runtime: {e}")))?;
         socket.set_nonblocking(true)?;
         let _guard = runtime.enter();
-        let transport = UdpTransport::new(TokioUdp(tokio::net::UdpSocket::from_std(socket)?))?;
+        let transport = UdpTransport::new(TokioUdp::new(socket)?)?;
         let (inner, driver) = tern_driver::Endpoint::start_with_provider::<_, _, P>(
             transport,
             TokioTimer::new(),

@@ -1,11 +1,14 @@
 //! Tern on tokio: secure, reliable sessions over UDP or TCP for services.
 //!
 //! An [`Endpoint`] is a UDP socket with any number of connections on it.
-//! One tokio task per endpoint owns the socket, the sans-IO state machine
-//! ([`tern::ServiceEndpoint`]) and its timer, and drives every connection
-//! through Tern's five-call contract; the [`Endpoint`] and [`Connection`]
-//! handles send it requests. There is no task per connection or per
-//! packet. Its cryptography is `tern-ring`'s `RingCrypto` (ring's AEADs,
+//! One tokio task per endpoint waits for the socket and the timer and
+//! drives every connection through Tern's five-call contract; the
+//! endpoint's state (the sans-IO state machine,
+//! [`tern::ServiceEndpoint`], the socket, the timer) is shared with the
+//! [`Endpoint`] and [`Connection`] handles under one lock, so a `send`
+//! encrypts and transmits from the caller's task and a `recv` takes the
+//! message itself, without a round trip through the endpoint's task.
+//! There is no task per connection or per packet. Its cryptography is `tern-ring`'s `RingCrypto` (ring's AEADs,
 //! SHA-2 and HMAC), byte for byte compatible with Tern's default
 //! `RustCrypto`, which peers such as embedded clients may use.
 //!
@@ -96,8 +99,8 @@
 //!
 //! The endpoint loop, [`Connection`], [`Error`] and the statistics are
 //! `tern-driver`'s, shared with `tern-smol`; this crate is tokio's
-//! sockets, timer and spawning. A `Connection` talks to its endpoint over
-//! runtime-agnostic channels, so it can be used from any executor.
+//! sockets, timer and spawning. A `Connection` waits with plain wakers,
+//! so it can be used from any executor.
 //!
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -10,12 +10,114 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 use tern_driver::{Timer, UdpIo};
 use tokio::io::Interest;
+#[cfg(not(unix))]
 use tokio::net::UdpSocket;
 use tokio::time::{Instant as TokioInstant, Sleep};
 
 /// A tokio UDP socket for [`tern_driver::UdpTransport`].
-pub(crate) struct TokioUdp(pub(crate) UdpSocket);
+///
+/// On Unix it is registered with the reactor for reading only: a socket
+/// registered for writing too is reported writable again after nearly
+/// every send (when the peer takes the datagram), which wakes the runtime
+/// for nothing once per packet. Sends do not wait for readiness; when one
+/// finds the socket's buffer full, a duplicate of the socket is registered
+/// for writing until it has room.
+#[cfg(unix)]
+pub(crate) struct TokioUdp {
+    read: tokio::io::unix::AsyncFd<std::net::UdpSocket>,
+    /// While a send waits for room: the duplicate registered for writing.
+    write: std::sync::Mutex<Option<tokio::io::unix::AsyncFd<std::net::UdpSocket>>>,
+}
 
+#[cfg(unix)]
+impl TokioUdp {
+    /// Registers a non-blocking socket (within a tokio runtime).
+    pub(crate) fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        Ok(TokioUdp {
+            read: register(socket, Interest::READABLE)?,
+            write: std::sync::Mutex::new(None),
+        })
+    }
+}
+
+#[cfg(unix)]
+impl UdpIo for TokioUdp {
+    fn sock_ref(&self) -> UdpSockRef<'_> {
+        self.read.get_ref().into()
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.read.get_ref().local_addr()
+    }
+
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The guard keeps the readiness: `try_io` clears it on WouldBlock.
+        self.read.poll_read_ready(cx).map_ok(|_| ())
+    }
+
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut write = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        if write.is_none() {
+            let dup = self.read.get_ref().try_clone()?;
+            *write = Some(register(dup, Interest::WRITABLE)?);
+        }
+        let Some(w) = write.as_ref() else {
+            return Poll::Ready(Ok(()));
+        };
+        match w.poll_write_ready(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => {
+                // Writable (or failed): stop watching until the next full
+                // buffer.
+                let r = r.map(|_| ());
+                *write = None;
+                Poll::Ready(r)
+            }
+        }
+    }
+
+    fn try_io<R>(&self, write: bool, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        if write {
+            // Writes track no readiness (see the type's documentation).
+            op()
+        } else {
+            self.read.try_io(Interest::READABLE, |_| op())
+        }
+    }
+}
+
+/// Registers `socket` with the reactor for `interest` only.
+///
+/// `AsyncFd::with_interest` is deprecated in favour of an `unsafe`
+/// constructor (tokio#8587) because an arbitrary `AsRawFd` type might
+/// close or swap its descriptor while registered; a
+/// `std::net::UdpSocket` owns its descriptor until it is dropped, which
+/// is exactly the condition the `unsafe` one asks for, and this crate
+/// forbids `unsafe`.
+#[cfg(unix)]
+#[allow(deprecated)]
+fn register(
+    socket: std::net::UdpSocket,
+    interest: Interest,
+) -> io::Result<tokio::io::unix::AsyncFd<std::net::UdpSocket>> {
+    tokio::io::unix::AsyncFd::with_interest(socket, interest)
+}
+
+/// A tokio UDP socket for [`tern_driver::UdpTransport`].
+#[cfg(not(unix))]
+pub(crate) struct TokioUdp(UdpSocket);
+
+#[cfg(not(unix))]
+impl TokioUdp {
+    /// Registers a non-blocking socket (within a tokio runtime).
+    pub(crate) fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        Ok(TokioUdp(UdpSocket::from_std(socket)?))
+    }
+}
+
+#[cfg(not(unix))]
 impl UdpIo for TokioUdp {
     fn sock_ref(&self) -> UdpSockRef<'_> {
         (&self.0).into()
@@ -167,8 +269,8 @@ mod tcp_tests {
         assert_eq!(t.max_segments(), 1);
 
         // Two packets queued before the stream is even connected.
-        t.send(addr, b"first", 5, 1).await.unwrap();
-        t.send(addr, b"second!", 7, 1).await.unwrap();
+        assert_eq!(t.try_send(addr, b"first", 5, 1).unwrap(), 1);
+        assert_eq!(t.try_send(addr, b"second!", 7, 1).unwrap(), 1);
         let peer = tokio::task::spawn_blocking(move || {
             let (mut s, _) = raw.accept().unwrap();
             s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -193,7 +295,7 @@ mod tcp_tests {
 
         // A last packet, then no session uses the peer: it is written, and
         // the stream ends.
-        t.send(addr, b"bye", 3, 1).await.unwrap();
+        assert_eq!(t.try_send(addr, b"bye", 3, 1).unwrap(), 1);
         t.peer_gone(addr);
         let rest = tokio::time::timeout(Duration::from_secs(5), peer)
             .await

@@ -470,9 +470,10 @@ async fn cancelled_receives_lose_nothing() {
                 }
             }
         });
-        // Every other receive is dropped right after its request went out
-        // (the request still reaches the endpoint task, which must not
-        // lose the message it would have answered with).
+        // Every other receive is dropped after one poll (a receive that
+        // finds no message leaves its waker; dropping it must not lose the
+        // message that would have woken it). The first is dropped before
+        // the sender runs, so at least one is cancelled.
         let mut next = 0u32;
         let mut cancelled = 0;
         let mut k = 0u32;

@@ -1,0 +1,239 @@
+//! The endpoint over an in-memory network whose sending side refuses
+//! packets now and then (a full socket buffer): what a handle could not
+//! transmit waits, the endpoint's task sends it once the socket is
+//! writable again, and nothing is lost or reordered.
+
+use crate::{Endpoint, Timer, Transport, public_key};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use tern::Config;
+use tern::endpoint::EndpointConfig;
+
+type Packet = (SocketAddr, Vec<u8>);
+
+#[derive(Default)]
+struct Net {
+    queues: HashMap<SocketAddr, VecDeque<Packet>>,
+    readers: HashMap<SocketAddr, Waker>,
+}
+
+/// The sending side's buffer: refuses packets while `full`.
+#[derive(Default)]
+struct Buffer {
+    full: bool,
+    /// Calls that went through since the buffer was last full.
+    calls: u32,
+    refused: u64,
+    writer: Option<Waker>,
+    /// Packets that went.
+    sent_packets: u64,
+}
+
+struct Mem {
+    net: Arc<Mutex<Net>>,
+    buffer: Arc<Mutex<Buffer>>,
+    addr: SocketAddr,
+    /// The buffer fills after this many calls (0: never).
+    fill_every: u32,
+    batch: Vec<Packet>,
+}
+
+impl Transport for Mem {
+    fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn max_segments(&self) -> usize {
+        1
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        match self.try_recv() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let mut net = self.net.lock().unwrap();
+                net.readers.insert(self.addr, cx.waker().clone());
+                // A packet may have come in meanwhile.
+                if net.queues.get(&self.addr).is_some_and(|q| !q.is_empty()) {
+                    drop(net);
+                    return Poll::Ready(self.try_recv());
+                }
+                Poll::Pending
+            }
+            r => Poll::Ready(r),
+        }
+    }
+
+    fn try_recv(&mut self) -> io::Result<usize> {
+        self.batch.clear();
+        let mut net = self.net.lock().unwrap();
+        let q = net.queues.entry(self.addr).or_default();
+        while self.batch.len() < 4 {
+            match q.pop_front() {
+                Some(p) => self.batch.push(p),
+                None => break,
+            }
+        }
+        if self.batch.is_empty() {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(self.batch.len())
+        }
+    }
+
+    fn meta(&self, i: usize) -> (SocketAddr, usize, usize) {
+        let (from, p) = &self.batch[i];
+        (*from, p.len(), p.len().max(1))
+    }
+
+    fn packet(&mut self, i: usize, start: usize, len: usize) -> &mut [u8] {
+        &mut self.batch[i].1[start..start + len]
+    }
+
+    fn sends_anywhere(&self) -> bool {
+        true
+    }
+
+    fn try_send(
+        &mut self,
+        to: SocketAddr,
+        buf: &[u8],
+        segment: usize,
+        count: usize,
+    ) -> io::Result<usize> {
+        let mut b = self.buffer.lock().unwrap();
+        if b.full {
+            b.refused += 1;
+            return Ok(0);
+        }
+        let mut net = self.net.lock().unwrap();
+        for p in buf.chunks(segment.max(1)).take(count) {
+            net.queues
+                .entry(to)
+                .or_default()
+                .push_back((self.addr, p.to_vec()));
+            b.sent_packets += 1;
+        }
+        if let Some(w) = net.readers.remove(&to) {
+            w.wake();
+        }
+        b.calls += 1;
+        if self.fill_every > 0 && b.calls >= self.fill_every {
+            b.calls = 0;
+            b.full = true;
+        }
+        Ok(count)
+    }
+
+    fn poll_writable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut b = self.buffer.lock().unwrap();
+        if b.full {
+            b.writer = Some(cx.waker().clone());
+            Poll::Pending
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    }
+}
+
+struct TokioTimer(Pin<Box<tokio::time::Sleep>>);
+
+impl Timer for TokioTimer {
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+    fn reset(&mut self, at: Instant) {
+        self.0.as_mut().reset(tokio::time::Instant::from_std(at));
+    }
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+fn timer() -> TokioTimer {
+    TokioTimer(Box::pin(tokio::time::sleep(Duration::ZERO)))
+}
+
+fn mem(net: &Arc<Mutex<Net>>, port: u16, fill_every: u32) -> (Mem, Arc<Mutex<Buffer>>) {
+    let buffer = Arc::new(Mutex::new(Buffer::default()));
+    let m = Mem {
+        net: net.clone(),
+        buffer: buffer.clone(),
+        addr: SocketAddr::from(([10, 0, 0, 1], port)),
+        fill_every,
+        batch: Vec::new(),
+    };
+    (m, buffer)
+}
+
+#[tokio::test]
+async fn packets_a_full_socket_refused_are_sent_by_the_task_once_writable() {
+    let key = [9u8; 32];
+    let net = Arc::new(Mutex::new(Net::default()));
+    let (server_io, _) = mem(&net, 1, 0);
+    let server_addr = server_io.addr;
+    // The client's buffer fills after every third send call.
+    let (client_io, buffer) = mem(&net, 2, 3);
+    let (server, task) = Endpoint::start(
+        server_io,
+        timer(),
+        EndpointConfig::server(Config::service(), key),
+    )
+    .unwrap();
+    tokio::spawn(task);
+    let (client, task) = Endpoint::start(
+        client_io,
+        timer(),
+        EndpointConfig::client(Config::service()),
+    )
+    .unwrap();
+    tokio::spawn(task);
+    // Something that drains the buffer a while after it filled, and
+    // wakes whoever waits to write.
+    let drain = buffer.clone();
+    let drainer = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let mut b = drain.lock().unwrap();
+            if b.full {
+                b.full = false;
+                if let Some(w) = b.writer.take() {
+                    w.wake();
+                }
+            }
+        }
+    });
+
+    let result = tokio::time::timeout(Duration::from_secs(20), async {
+        let conn = client.connect(server_addr, public_key(&key)).await.unwrap();
+        let sc = server.accept().await.unwrap();
+        const N: u32 = 300;
+        let c2 = conn.clone();
+        let sender = tokio::spawn(async move {
+            for i in 0..N {
+                let m = i.to_be_bytes().repeat(400);
+                c2.send(0, m).await.unwrap();
+            }
+        });
+        for i in 0..N {
+            let m = sc.recv_on(0).await.unwrap();
+            assert_eq!(&m[..], &i.to_be_bytes().repeat(400)[..], "message {i}");
+        }
+        sender.await.unwrap();
+        conn.close(0, "").await.unwrap();
+    })
+    .await;
+    drainer.abort();
+    result.expect("test took too long");
+    let b = buffer.lock().unwrap();
+    assert!(
+        b.refused > 0,
+        "the socket never refused a packet: the test proves nothing"
+    );
+    assert!(b.sent_packets > 300, "{} packets", b.sent_packets);
+}

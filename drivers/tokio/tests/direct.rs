@@ -1,0 +1,296 @@
+//! Handles work on the endpoint's shared state from their own tasks: many
+//! tasks sending and receiving on one connection at once, sends blocked on
+//! flow control and woken by credit, and cancelled waits that lose nothing.
+
+use bytes::Bytes;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tern_tokio::{Config, Connection, Endpoint, EndpointConfig, code, public_key};
+use tokio::time::timeout;
+
+const SERVER_KEY: [u8; 32] = [0x24; 32];
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// A server and a client connected to it, with `config` on both sides.
+async fn pair(config: Config) -> (Endpoint, Endpoint, Connection, Connection) {
+    let server = Endpoint::bind(
+        loopback(),
+        EndpointConfig::server(config.clone(), SERVER_KEY),
+    )
+    .unwrap();
+    let client = Endpoint::client(loopback(), config).unwrap();
+    let conn = client
+        .connect(server.local_addr(), public_key(&SERVER_KEY))
+        .await
+        .unwrap();
+    let sc = server.accept().await.unwrap();
+    (server, client, conn, sc)
+}
+
+/// Small windows, so that a sender fills them quickly.
+fn small() -> Config {
+    Config {
+        channel_window: 4 * 1024,
+        connection_window: 8 * 1024,
+        max_message_size: 2 * 1024,
+        ..Config::service()
+    }
+}
+
+/// Eight tasks send on four channels of one connection while eight tasks
+/// receive from it, on a multi-threaded runtime with small windows (so
+/// senders keep blocking and being woken): every message arrives exactly
+/// once, and each sender's messages arrive in order on its channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_send_and_receive_on_one_connection() {
+    timeout(LIMIT, async {
+        let (_server, _client, conn, sc) = pair(small()).await;
+        const SENDERS: u32 = 8;
+        const EACH: u32 = 200;
+        let mut senders = Vec::new();
+        for s in 0..SENDERS {
+            let c = conn.clone();
+            senders.push(tokio::spawn(async move {
+                // Two senders per channel: order is per sender.
+                let channel = s % 4;
+                for i in 0..EACH {
+                    let mut m = vec![0u8; 300];
+                    m[..4].copy_from_slice(&s.to_be_bytes());
+                    m[4..8].copy_from_slice(&i.to_be_bytes());
+                    c.send(channel, m).await.unwrap();
+                }
+            }));
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut receivers = Vec::new();
+        for _ in 0..8 {
+            let c = sc.clone();
+            let tx = tx.clone();
+            receivers.push(tokio::spawn(async move {
+                while let Ok((ch, m)) = c.recv().await {
+                    if tx.send((ch, m)).is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+        drop(tx);
+        let mut seen = HashSet::new();
+        let mut next = vec![0u32; SENDERS as usize];
+        while seen.len() < (SENDERS * EACH) as usize {
+            let (ch, m) = rx.recv().await.unwrap();
+            let s = u32::from_be_bytes(m[..4].try_into().unwrap());
+            let i = u32::from_be_bytes(m[4..8].try_into().unwrap());
+            assert_eq!(ch, s % 4, "message on its sender's channel");
+            assert!(seen.insert((s, i)), "message {s}/{i} twice");
+            next[s as usize] = next[s as usize].max(i + 1);
+        }
+        for s in senders {
+            s.await.unwrap();
+        }
+        // Receivers race each other, so the order in which they forward
+        // messages is not the order they took them; but every message
+        // came, and each sender's last message too.
+        assert!(next.iter().all(|&n| n == EACH), "{next:?}");
+        for r in &receivers {
+            r.abort();
+        }
+        conn.close(code::NO_ERROR, "").await.unwrap();
+    })
+    .await
+    .expect("test took too long");
+}
+
+/// One receiver, several senders on one channel from different tasks:
+/// each sender's messages arrive in its order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_senders_keep_their_own_order() {
+    timeout(LIMIT, async {
+        let (_server, _client, conn, sc) = pair(small()).await;
+        const SENDERS: u32 = 4;
+        const EACH: u32 = 300;
+        let mut tasks = Vec::new();
+        for s in 0..SENDERS {
+            let c = conn.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..EACH {
+                    let mut m = vec![0u8; 500];
+                    m[..4].copy_from_slice(&s.to_be_bytes());
+                    m[4..8].copy_from_slice(&i.to_be_bytes());
+                    c.send(0, m).await.unwrap();
+                }
+            }));
+        }
+        let mut next = [0u32; SENDERS as usize];
+        for _ in 0..SENDERS * EACH {
+            let m = sc.recv_on(0).await.unwrap();
+            let s = u32::from_be_bytes(m[..4].try_into().unwrap()) as usize;
+            let i = u32::from_be_bytes(m[4..8].try_into().unwrap());
+            assert_eq!(i, next[s], "sender {s} out of order");
+            next[s] += 1;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    })
+    .await
+    .expect("test took too long");
+}
+
+/// A send blocked on a full window stays blocked while nobody reads, and
+/// is woken as soon as the reader frees room (credit comes back).
+#[tokio::test]
+async fn a_blocked_send_is_woken_by_credit() {
+    timeout(LIMIT, async {
+        let (_server, _client, conn, sc) = pair(small()).await;
+        // Fill the channel's window.
+        let mut queued = 0usize;
+        loop {
+            match timeout(Duration::from_millis(200), conn.send(0, vec![7u8; 1000])).await {
+                Ok(r) => {
+                    r.unwrap();
+                    queued += 1;
+                }
+                Err(_) => break,
+            }
+            assert!(queued < 100, "the window never filled");
+        }
+        assert!(queued >= 2, "the window took {queued}");
+        // This one (as large as those that no longer fit) waits...
+        let c2 = conn.clone();
+        let blocked = tokio::spawn(async move { c2.send(0, vec![8u8; 1000]).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!blocked.is_finished(), "send did not wait for credit");
+        // ...until the reader takes the queued messages.
+        for _ in 0..queued {
+            assert_eq!(sc.recv_on(0).await.unwrap(), Bytes::from(vec![7u8; 1000]));
+        }
+        timeout(Duration::from_secs(5), blocked)
+            .await
+            .expect("the blocked send was never woken")
+            .unwrap()
+            .unwrap();
+        assert_eq!(sc.recv_on(0).await.unwrap(), Bytes::from(vec![8u8; 1000]));
+    })
+    .await
+    .expect("test took too long");
+}
+
+/// Dropping a blocked send loses only that message (it is never sent);
+/// dropping a waiting receive loses nothing; neither blocks later calls.
+#[tokio::test]
+async fn cancelled_blocked_calls_lose_nothing() {
+    timeout(LIMIT, async {
+        let (_server, _client, conn, sc) = pair(small()).await;
+        // A receive waiting on an empty connection, cancelled.
+        assert!(timeout(Duration::from_millis(50), sc.recv()).await.is_err());
+        let mut queued = 0u32;
+        loop {
+            let m = queued.to_be_bytes().repeat(250);
+            match timeout(Duration::from_millis(200), conn.send(1, m)).await {
+                Ok(r) => {
+                    r.unwrap();
+                    queued += 1;
+                }
+                Err(_) => break,
+            }
+            assert!(queued < 100, "the window never filled");
+        }
+        // The send that timed out above was cancelled while blocked: its
+        // message must never arrive. Many more cancelled ones, too.
+        for _ in 0..20 {
+            assert!(
+                timeout(Duration::from_millis(5), conn.send(1, vec![0xee; 1000]))
+                    .await
+                    .is_err()
+            );
+        }
+        // Receives cancelled at random points, mixed with whole ones.
+        let mut got = 0u32;
+        let mut k = 0u32;
+        while got < queued {
+            k += 1;
+            let r = if k.is_multiple_of(3) {
+                tokio::select! {
+                    biased;
+                    () = tokio::task::yield_now() => None,
+                    r = sc.recv() => Some(r),
+                }
+            } else {
+                Some(sc.recv().await)
+            };
+            if let Some(r) = r {
+                let (ch, m) = r.unwrap();
+                assert_eq!(ch, 1);
+                assert_eq!(
+                    m,
+                    Bytes::from(got.to_be_bytes().repeat(250)),
+                    "message {got}"
+                );
+                got += 1;
+            }
+        }
+        conn.send(1, &b"after"[..]).await.unwrap();
+        let (_, m) = sc.recv().await.unwrap();
+        assert_eq!(&m[..], b"after", "a cancelled send's message arrived");
+    })
+    .await
+    .expect("test took too long");
+}
+
+/// Handles used from a thread that is not the endpoint's runtime at all
+/// (a plain blocking executor): the endpoint's task is woken by the
+/// handles' work and the handles by its events.
+#[test]
+fn handles_work_from_another_executor() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (server, client, conn, sc) = rt.block_on(pair(Config::service()));
+    let echo = rt.spawn(async move {
+        while let Ok((ch, m)) = sc.recv().await {
+            if sc.send(ch, m).await.is_err() {
+                break;
+            }
+        }
+    });
+    let done = std::thread::spawn(move || {
+        futures_lite_block_on(async {
+            for i in 0..200u32 {
+                conn.send(2, i.to_be_bytes().to_vec()).await.unwrap();
+                let (ch, m) = conn.recv().await.unwrap();
+                assert_eq!((ch, &m[..]), (2, &i.to_be_bytes()[..]));
+            }
+            conn.close(code::NO_ERROR, "").await.unwrap();
+        })
+    });
+    done.join().unwrap();
+    rt.block_on(async {
+        timeout(LIMIT, echo).await.unwrap().unwrap();
+    });
+    drop((server, client));
+}
+
+/// A minimal `block_on` (no runtime): parks the thread until woken.
+fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        match f.as_mut().poll(&mut cx) {
+            Poll::Ready(v) => return v,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
