@@ -1052,9 +1052,15 @@ mod tests {
             let t = t.expect("a deadline is never lost");
             assert!(want.is_none_or(|w| t < w), "{t:?} later than {want:?}");
             // Nothing of any connection is due then: they ignore it.
-            let stats: Vec<_> = ep.handles().map(|h| ep.connection(h).map(|c| c.stats())).collect();
+            let stats: Vec<_> = ep
+                .handles()
+                .map(|h| ep.connection(h).map(|c| c.stats()))
+                .collect();
             ep.handle_timeout(t);
-            let after: Vec<_> = ep.handles().map(|h| ep.connection(h).map(|c| c.stats())).collect();
+            let after: Vec<_> = ep
+                .handles()
+                .map(|h| ep.connection(h).map(|c| c.stats()))
+                .collect();
             assert_eq!(stats, after, "a stale deadline changed a connection");
         }
         panic!("the endpoint's deadline never settles");
