@@ -722,7 +722,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                     if p.in_flight {
                         self.cc.on_acked(usize::from(p.size), p.time);
                     }
-                    for &(id, s, e) in p.ranges() {
+                    for (id, s, e) in p.ranges() {
                         if let Some(i) = self.channel_index(id) {
                             self.channels[i].send.on_acked(s, e);
                             freed = true;
@@ -808,7 +808,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
     /// Queues again what a lost packet carried.
     pub(crate) fn on_packet_lost(&mut self, p: &super::sent::SentPacket) {
         self.stats.lost_packets += 1;
-        for &(id, s, e) in p.ranges() {
+        for (id, s, e) in p.ranges() {
             if let Some(i) = self.channel_index(id) {
                 self.channels[i].send.on_lost(s, e);
             }

@@ -214,7 +214,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         }
         // Send the oldest unacknowledged data again in the probes.
         if let Some(p) = self.sent.oldest_eliciting().copied() {
-            for &(id, s, e) in p.ranges() {
+            for (id, s, e) in p.ranges() {
                 if let Some(i) = self.channel_index(id) {
                     self.channels[i].send.on_lost(s, e);
                 }
