@@ -2,7 +2,8 @@
 
 use crate::config::{Config, HandshakePattern};
 use crate::connection::{
-    ConnectError, Connection, Credentials, DropCounts, DropReason, Event, Transmit, TransmitError,
+    ConnectError, Connection, Credentials, DropCounts, DropReason, Event, Side, Transmit,
+    TransmitError,
 };
 use crate::crypto::{CryptoProvider, RustCrypto};
 use crate::packet::{
@@ -10,9 +11,11 @@ use crate::packet::{
 };
 use crate::storage::ByteStore;
 use crate::time::Instant;
+use core::hash::{Hash, Hasher};
 use core::net::SocketAddr;
 use core::time::Duration;
 use rand_core::CryptoRng;
+use siphasher::sip::SipHasher13;
 
 /// Storage for an endpoint's connections: a fixed array without an
 /// allocator, boxed slots with one.
@@ -43,8 +46,10 @@ pub trait Slots<T> {
 
 /// What an endpoint keeps for each slot so that polling costs in
 /// proportion to the connections with work rather than to all of them:
-/// the slot's cached deadline, one node of the deadline tree and one word
-/// of each ready set. Opaque; storage only holds it.
+/// the slot's cached deadline, one node of the deadline tree, one word
+/// of each ready set, and one bucket and link of each hash index (so that
+/// finding a connection by address costs O(1) too). Opaque; storage only
+/// holds it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SlotMeta {
     /// Leaf of the deadline tree: the slot's cached deadline, `None` when
@@ -59,6 +64,39 @@ pub struct SlotMeta {
     ev: u64,
     /// Word `i` of the set of slots whose cached deadline is stale.
     dirty: u64,
+    /// Bucket `i` of each hash index of the endpoint, and this slot's place
+    /// in it (see `Index`).
+    links: [Link; 2],
+}
+
+/// Entry `i` of one hash index: bucket `i`, and the chain link of the
+/// connection in slot `i`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Link {
+    /// The first slot of bucket `i`'s chain plus one, 0 if empty.
+    head: u16,
+    /// The next slot (plus one) in the chain of this slot's connection.
+    next: u16,
+    /// This slot's keyed hash in the index (it picks the bucket).
+    hash: u32,
+}
+
+impl Link {
+    const EMPTY: Link = Link {
+        head: 0,
+        next: 0,
+        hash: 0,
+    };
+}
+
+/// The endpoint's hash indexes (see "the hash indexes" in `Endpoint`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Index {
+    /// Accepted connections by (address, sender id) of their first
+    /// message.
+    Initiation = 0,
+    /// Every connection by its current peer address.
+    Peer = 1,
 }
 
 impl SlotMeta {
@@ -69,6 +107,7 @@ impl SlotMeta {
         tx: 0,
         ev: 0,
         dirty: 0,
+        links: [Link::EMPTY; 2],
     };
 }
 
@@ -291,6 +330,13 @@ where
     dirty: usize,
     /// `meta().len()` the deadline tree was laid out for.
     tree_n: usize,
+    /// `meta().len()` the hash indexes were laid out for.
+    index_n: usize,
+    /// SipHash key of the hash indexes, drawn with the first connection.
+    index_key: Option<(u64, u64)>,
+    /// Slots the index lookups visited (tests check the cost).
+    #[cfg(test)]
+    index_visits: core::cell::Cell<u64>,
     tokens: u64,
     tokens_at: Instant,
     stateless: heapless::Deque<(SocketAddr, [u8; LONG_HEADER_LEN + 1]), 8>,
@@ -314,6 +360,10 @@ where
             count: 0,
             dirty: 0,
             tree_n: 0,
+            index_n: 0,
+            index_key: None,
+            #[cfg(test)]
+            index_visits: core::cell::Cell::new(0),
             tokens: u64::from(config.handshake_burst) * 1_000_000,
             tokens_at: Instant::ZERO,
             stateless: heapless::Deque::new(),
@@ -352,7 +402,9 @@ where
         self.conns.get_mut(h.0)
     }
 
-    /// Handles of all connections.
+    /// Handles of all connections, in one step per slot ever used: to find
+    /// the connections using a peer address, use
+    /// [`connections_to`](Self::connections_to).
     pub fn handles(&self) -> impl Iterator<Item = ConnectionHandle> + '_ {
         (0..self.conns.span())
             .filter(|&i| self.conns.get(i).is_some())
@@ -437,6 +489,10 @@ where
 
     /// Empties slot `i` and forgets its bookkeeping.
     fn free(&mut self, i: usize) {
+        if self.conns.get(i).is_some_and(|c| c.side() == Side::Server) {
+            self.index_unlink(Index::Initiation, i);
+        }
+        self.index_unlink(Index::Peer, i);
         self.conns.remove(i);
         self.count -= 1;
         let m = self.conns.meta_mut();
@@ -455,6 +511,186 @@ where
         self.count += 1;
         self.sync_tree();
         self.touch(i);
+    }
+
+    // ----- the hash indexes -----
+    //
+    // Two lookups must not cost O(connections):
+    //
+    // - `Index::Initiation`: a retransmitted first message goes to the
+    //   connection it created, found by (source address, sender id).
+    //   Scanning every slot for it made each initiation cost
+    //   O(connections), and a flood of them O(n²). Each accepted
+    //   connection is indexed under the address and id of its first
+    //   message, and found only while it still has both.
+    // - `Index::Peer`: which connections use a peer address (drivers ask
+    //   before they forget a peer), by the connection's current address,
+    //   moved when a datagram handled here moves it.
+    //
+    // Each is a hash table with separate chaining threaded through
+    // `SlotMeta`: one bucket per bookkeeping entry (at least one per slot,
+    // so chains are short), chains linked through the slots themselves. No
+    // allocation, 8 bytes a slot each. The hash is SipHash-1-3 under a key
+    // drawn from the caller's RNG with the first connection, so a peer
+    // cannot pick addresses or ids that share a bucket.
+
+    /// The index key, drawn from `rng` the first time.
+    fn index_key<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> (u64, u64) {
+        *self
+            .index_key
+            .get_or_insert_with(|| (rng.next_u64(), rng.next_u64()))
+    }
+
+    /// The hash of a key in index `ix`: an address, and for
+    /// `Index::Initiation` a sender id.
+    fn hash_of(key: (u64, u64), ix: Index, addr: SocketAddr, id: u32) -> u32 {
+        let mut h = SipHasher13::new_with_keys(key.0, key.1);
+        (ix as u8).hash(&mut h);
+        addr.hash(&mut h);
+        if ix == Index::Initiation {
+            id.hash(&mut h);
+        }
+        (h.finish() >> 32) as u32
+    }
+
+    /// The slots in the chain of `hash`'s bucket in index `ix` whose hash
+    /// is `hash` (the caller checks the connection itself).
+    fn chain(&self, ix: Index, hash: u32) -> impl Iterator<Item = usize> + '_ {
+        let m = self.conns.meta();
+        let x = ix as usize;
+        let mut p = if m.is_empty() {
+            0
+        } else {
+            m[bucket(hash, m.len())].links[x].head
+        };
+        core::iter::from_fn(move || {
+            while p != 0 {
+                let j = usize::from(p - 1);
+                #[cfg(test)]
+                self.index_visits.set(self.index_visits.get() + 1);
+                let l = m[j].links[x];
+                p = l.next;
+                if l.hash == hash {
+                    return Some(j);
+                }
+            }
+            None
+        })
+    }
+
+    /// The accepted connection whose first message came from `from` with
+    /// sender id `id` (`hash` being its `Index::Initiation` hash).
+    fn initiation_find(&self, hash: u32, from: SocketAddr, id: u32) -> Option<usize> {
+        self.chain(Index::Initiation, hash).find(|&j| {
+            self.conns
+                .get(j)
+                .is_some_and(|c| c.remote_id() == id && c.peer_addr() == from)
+        })
+    }
+
+    /// Handles of the connections whose peer address is `peer`: O(1)
+    /// expected plus one step per such connection, where filtering
+    /// [`handles`](Self::handles) costs one step per slot.
+    ///
+    /// A connection's address moves when it accepts a datagram from a new
+    /// one; the endpoint notices when the datagram went through
+    /// [`handle`](Self::handle) (not when fed to the connection directly
+    /// through [`connection_mut`](Self::connection_mut)).
+    pub fn connections_to(&self, peer: SocketAddr) -> impl Iterator<Item = ConnectionHandle> + '_ {
+        let hash = self
+            .index_key
+            .map(|k| Self::hash_of(k, Index::Peer, peer, 0));
+        hash.into_iter()
+            .flat_map(move |h| self.chain(Index::Peer, h))
+            .filter(move |&j| self.conns.get(j).is_some_and(|c| c.peer_addr() == peer))
+            .map(ConnectionHandle)
+    }
+
+    /// Indexes the connection just put in slot `i`: by its peer address,
+    /// and if it was accepted, by its first message's `initiation` hash.
+    fn index_insert<R: CryptoRng + ?Sized>(
+        &mut self,
+        i: usize,
+        initiation: Option<u32>,
+        rng: &mut R,
+    ) {
+        let key = self.index_key(rng);
+        let Some(peer) = self.conns.get(i).map(Connection::peer_addr) else {
+            return;
+        };
+        let n = self.index_n;
+        let m = self.conns.meta_mut();
+        m[i].links[Index::Peer as usize].hash = Self::hash_of(key, Index::Peer, peer, 0);
+        m[i].links[Index::Initiation as usize].hash = initiation.unwrap_or(0);
+        if m.len() == n {
+            self.index_link(Index::Peer, i);
+            if initiation.is_some() {
+                self.index_link(Index::Initiation, i);
+            }
+            return;
+        }
+        // The storage grew (or this is the first): lay every chain out
+        // again for the new number of buckets, this slot included. The
+        // bookkeeping grows by doubling, so this is O(1) amortized.
+        self.index_n = m.len();
+        for e in m.iter_mut() {
+            for l in &mut e.links {
+                l.head = 0;
+                l.next = 0;
+            }
+        }
+        for j in 0..self.conns.span() {
+            let Some(c) = self.conns.get(j) else { continue };
+            let accepted = c.side() == Side::Server;
+            self.index_link(Index::Peer, j);
+            if accepted {
+                self.index_link(Index::Initiation, j);
+            }
+        }
+    }
+
+    /// The connection in slot `i` took a new peer address: file it again.
+    #[cold]
+    fn peer_moved(&mut self, i: usize) {
+        let (Some(key), Some(peer)) =
+            (self.index_key, self.conns.get(i).map(Connection::peer_addr))
+        else {
+            return;
+        };
+        self.index_unlink(Index::Peer, i);
+        self.conns.meta_mut()[i].links[Index::Peer as usize].hash =
+            Self::hash_of(key, Index::Peer, peer, 0);
+        self.index_link(Index::Peer, i);
+    }
+
+    fn index_link(&mut self, ix: Index, i: usize) {
+        let m = self.conns.meta_mut();
+        let x = ix as usize;
+        let b = bucket(m[i].links[x].hash, m.len());
+        m[i].links[x].next = m[b].links[x].head;
+        // Slots are below 0xffff (the endpoint holds at most 65535).
+        m[b].links[x].head = i as u16 + 1;
+    }
+
+    fn index_unlink(&mut self, ix: Index, i: usize) {
+        let m = self.conns.meta_mut();
+        let x = ix as usize;
+        let b = bucket(m[i].links[x].hash, m.len());
+        let me = i as u16 + 1;
+        let after = core::mem::take(&mut m[i].links[x].next);
+        if m[b].links[x].head == me {
+            m[b].links[x].head = after;
+            return;
+        }
+        let mut p = m[b].links[x].head;
+        while p != 0 {
+            let j = usize::from(p - 1);
+            if m[j].links[x].next == me {
+                m[j].links[x].next = after;
+                return;
+            }
+            p = m[j].links[x].next;
+        }
     }
 
     fn session_id<R: CryptoRng + ?Sized>(slot: usize, rng: &mut R) -> u32 {
@@ -495,6 +731,7 @@ where
             .insert(conn)
             .map_err(|_| ConnectError::TooManyConnections)?;
         self.inserted(slot);
+        self.index_insert(slot, None, rng);
         Ok(ConnectionHandle(slot))
     }
 
@@ -544,8 +781,12 @@ where
         };
         let slot = self.route(receiver).ok_or(DropReason::UnknownSession)?;
         let c = self.conns.get_mut(slot).ok_or(DropReason::UnknownSession)?;
+        let elsewhere = c.peer_addr() != from;
         // The connection counts its own drops.
         let _ = c.handle(now, from, data);
+        if elsewhere && c.peer_addr() == from {
+            self.peer_moved(slot);
+        }
         self.touch(slot);
         Ok(ConnectionHandle(slot))
     }
@@ -577,15 +818,14 @@ where
             return Err(DropReason::Unexpected);
         }
         // A retransmitted initiation goes to the connection it created.
-        for i in 0..self.conns.span() {
-            if let Some(c) = self.conns.get_mut(i)
-                && c.remote_id() == h.sender
-                && c.peer_addr() == from
-            {
-                let _ = c.handle(now, from, data);
-                self.touch(i);
-                return Ok(ConnectionHandle(i));
-            }
+        let key = self.index_key(rng);
+        let hash = Self::hash_of(key, Index::Initiation, from, h.sender);
+        if let Some(i) = self.initiation_find(hash, from, h.sender)
+            && let Some(c) = self.conns.get_mut(i)
+        {
+            let _ = c.handle(now, from, data);
+            self.touch(i);
+            return Ok(ConnectionHandle(i));
         }
         let pattern = HandshakePattern::from_id(h.pattern).ok_or(DropReason::Malformed)?;
         if !self.config.accept_patterns.contains(&pattern) {
@@ -611,6 +851,7 @@ where
         )?;
         let slot = self.conns.insert(c).map_err(|_| DropReason::Busy)?;
         self.inserted(slot);
+        self.index_insert(slot, Some(hash), rng);
         self.stats.accepted += 1;
         Ok(ConnectionHandle(slot))
     }
@@ -819,6 +1060,12 @@ fn first_set(meta: &[SlotMeta], set: Set, lo: usize, hi: usize) -> Option<usize>
     }
 }
 
+/// The bucket of `hash` among `n`: the high bits of `hash · n` (uniform
+/// for any `n`, no division).
+fn bucket(hash: u32, n: usize) -> usize {
+    ((u64::from(hash) * n as u64) >> 32) as usize
+}
+
 /// The earlier of two deadlines, `None` being never.
 fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
@@ -913,7 +1160,8 @@ mod tests {
 
     /// Heap slots built on `std` alone (the default test build has no
     /// `alloc` feature), which also shows the trait can be implemented
-    /// outside the crate.
+    /// outside the crate. Its bookkeeping grows by doubling, as
+    /// `BoxSlots`' does.
     struct VecSlots<T> {
         items: Vec<Option<Box<T>>>,
         meta: Vec<SlotMeta>,
@@ -924,7 +1172,7 @@ mod tests {
         fn with_limit(max: usize) -> Self {
             VecSlots {
                 items: Vec::new(),
-                meta: std::vec![SlotMeta::EMPTY; max.max(1)],
+                meta: std::vec![SlotMeta::EMPTY; max.clamp(1, 16)],
                 limit: max,
             }
         }
@@ -949,6 +1197,10 @@ mod tests {
             };
             if i == self.items.len() {
                 self.items.push(None);
+                if self.meta.len() < self.items.len() {
+                    let n = (self.meta.len() * 2).min(self.limit);
+                    self.meta.resize(n, SlotMeta::EMPTY);
+                }
             }
             self.items[i] = Some(Box::new(t));
             Ok(i)
@@ -1239,6 +1491,8 @@ mod tests {
             assert_eq!(settled(&mut server), brute_timeout(&server), "step {step}");
             assert_eq!(client.len(), client.handles().count());
             assert_eq!(server.len(), server.handles().count());
+            assert_index_consistent(&server);
+            assert_index_consistent(&client);
             // Nothing is left unsent: every connection says so itself.
             for h in client.handles().collect::<Vec<_>>() {
                 let c = client.connection_mut(h).unwrap();
@@ -1246,6 +1500,10 @@ mod tests {
             }
         }
         assert!(client.len() < 150, "some connections closed and were freed");
+        assert!(
+            server.len() < 150,
+            "and so were their peers, out of the index"
+        );
     }
 
     #[test]
@@ -1279,5 +1537,204 @@ mod tests {
             again.push(h.unwrap().0);
         }
         assert_eq!(again, [0, 1, 2]);
+    }
+
+    /// A first message (msg index 0, receiver 0) from sender `id`, with a
+    /// body that is no Noise message.
+    fn initiation(id: u32) -> [u8; LONG_HEADER_LEN + 48] {
+        let mut pkt = [0x5a; LONG_HEADER_LEN + 48];
+        HandshakeHeader {
+            kind: HandshakeKind::Handshake,
+            version: VERSION,
+            pattern: config().pattern.id(),
+            suite: config().suite.id(),
+            msg_index: 0,
+            receiver: 0,
+            sender: id,
+        }
+        .encode(&mut pkt);
+        pkt
+    }
+
+    /// Every accepted connection is in the chain of its bucket of the
+    /// initiation index, every connection in that of its peer address, and
+    /// the chains hold nothing else.
+    fn assert_index_consistent(ep: &Ep) {
+        let m = ep.conns.meta();
+        assert_eq!(ep.index_n, m.len());
+        let key = ep.index_key.unwrap();
+        for ix in [Index::Initiation, Index::Peer] {
+            let x = ix as usize;
+            let mut chained = 0;
+            for b in 0..m.len() {
+                let mut p = m[b].links[x].head;
+                while p != 0 {
+                    let j = usize::from(p - 1);
+                    let c = ep.conns.get(j).expect("a chained slot holds a connection");
+                    assert_eq!(bucket(m[j].links[x].hash, m.len()), b);
+                    if ix == Index::Initiation {
+                        assert_eq!(c.side(), Side::Server);
+                    } else {
+                        let h = Ep::hash_of(key, ix, c.peer_addr(), 0);
+                        assert_eq!(m[j].links[x].hash, h, "filed under its address");
+                    }
+                    chained += 1;
+                    p = m[j].links[x].next;
+                }
+            }
+            let indexed = ep
+                .handles()
+                .filter(|&h| ix == Index::Peer || ep.connection(h).unwrap().side() == Side::Server)
+                .count();
+            assert_eq!(chained, indexed);
+        }
+    }
+
+    #[test]
+    fn an_initiation_costs_the_same_beside_ten_or_a_thousand_connections() {
+        let mut rng = ChaCha20Rng::from_seed([6; 32]);
+        let mut per_initiation = Vec::new();
+        for n in [10, 1000] {
+            let (client, mut server, now) = established(n, &mut rng);
+            assert_index_consistent(&server);
+            // A retransmitted first message still reaches the connection
+            // it created, for every connection.
+            for h in client.handles() {
+                let id = client.connection(h).unwrap().local_id();
+                let mut pkt = initiation(id);
+                let s = server
+                    .handle(now, client_addr(), &mut pkt, &mut rng)
+                    .unwrap();
+                assert_eq!(server.connection(s).unwrap().remote_id(), id);
+            }
+            // From another address it is a new initiation (refused: full).
+            let id = client.connection(ConnectionHandle(0)).unwrap().local_id();
+            let other: SocketAddr = "10.0.0.3:5000".parse().unwrap();
+            let r = server.handle(now, other, &mut initiation(id), &mut rng);
+            assert_eq!(r, Err(DropReason::Busy));
+            // A flood of initiations with fresh ids: each looks at about
+            // one slot, however many connections there are (the scan
+            // looked at all of them).
+            let before = server.index_visits.get();
+            for k in 0..1000u32 {
+                let mut pkt = initiation(0x8000_0000 | k);
+                let _ = server.handle(now, client_addr(), &mut pkt, &mut rng);
+            }
+            per_initiation.push((server.index_visits.get() - before) as f64 / 1000.0);
+            assert_eq!(server.len(), n);
+        }
+        assert!(
+            per_initiation.iter().all(|&v| v <= 2.0),
+            "{per_initiation:?}"
+        );
+        // The chains are really walked (about one slot per bucket when full).
+        assert!(per_initiation[1] >= 0.5, "{per_initiation:?}");
+    }
+
+    /// The address client connection `h` sends from, in
+    /// [`established_apart`].
+    fn addr_of(h: ConnectionHandle) -> SocketAddr {
+        SocketAddr::from(([10, 1, (h.0 >> 8) as u8, h.0 as u8], 5000))
+    }
+
+    /// `n` connections established between two endpoints, each client
+    /// connection from its own address ([`addr_of`]).
+    fn established_apart(n: usize, rng: &mut ChaCha20Rng) -> (Ep, Ep, Instant) {
+        let mut scfg = EndpointConfig::server(config(), [7; 32]);
+        scfg.max_connections = n;
+        scfg.handshake_burst = n as u32;
+        let mut ccfg = EndpointConfig::client(config());
+        ccfg.max_connections = n;
+        let (mut client, mut server) = (Ep::new(ccfg), Ep::new(scfg));
+        let now = Instant::from_millis(1000);
+        for _ in 0..n {
+            client
+                .connect(now, server_addr(), &Credentials::default(), rng)
+                .unwrap();
+        }
+        let mut buf = [0u8; 1500];
+        loop {
+            let mut moved = false;
+            while let Some((h, t)) = client.poll_transmit(now, &mut buf).unwrap() {
+                let _ = server.handle(now, addr_of(h.unwrap()), &mut buf[..t.len], rng);
+                moved = true;
+            }
+            while let Some((_, t)) = server.poll_transmit(now, &mut buf).unwrap() {
+                let _ = client.handle(now, server_addr(), &mut buf[..t.len], rng);
+                moved = true;
+            }
+            while client.poll_event().is_some() || server.poll_event().is_some() {
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+        assert_eq!((client.len(), server.len()), (n, n));
+        (client, server, now)
+    }
+
+    #[test]
+    fn connections_to_a_peer_cost_the_same_beside_ten_or_a_thousand() {
+        let mut rng = ChaCha20Rng::from_seed([7; 32]);
+        let mut per_lookup = Vec::new();
+        for n in [10, 1000] {
+            let (client, server, _) = established_apart(n, &mut rng);
+            assert_index_consistent(&server);
+            assert_index_consistent(&client);
+            // Every client connection uses the one server address.
+            let mut all: Vec<_> = client.connections_to(server_addr()).collect();
+            all.sort();
+            assert_eq!(all, client.handles().collect::<Vec<_>>());
+            let before = server.index_visits.get();
+            for h in client.handles() {
+                let got: Vec<_> = server.connections_to(addr_of(h)).collect();
+                assert_eq!(got.len(), 1);
+                let c = server.connection(got[0]).unwrap();
+                assert_eq!(c.remote_id(), client.connection(h).unwrap().local_id());
+            }
+            // Addresses nobody uses.
+            for k in 0..n {
+                let a = SocketAddr::from(([10, 2, (k >> 8) as u8, k as u8], 6000));
+                assert_eq!(server.connections_to(a).count(), 0);
+            }
+            per_lookup.push((server.index_visits.get() - before) as f64 / (2 * n) as f64);
+        }
+        // About one slot visited per lookup, however many connections
+        // (filtering `handles()` visits all of them).
+        assert!(per_lookup.iter().all(|&v| v <= 2.0), "{per_lookup:?}");
+        assert!(per_lookup[1] >= 0.5, "{per_lookup:?}");
+    }
+
+    #[test]
+    fn a_connection_that_moves_is_found_at_its_new_address() {
+        let mut rng = ChaCha20Rng::from_seed([8; 32]);
+        let (mut client, mut server, now) = established_apart(40, &mut rng);
+        let h = ConnectionHandle(17);
+        let old = addr_of(h);
+        let new: SocketAddr = "192.0.2.1:7000".parse().unwrap();
+        let s = server.connections_to(old).next().unwrap();
+        // The client's NAT rebinds: its next packet comes from elsewhere.
+        client.connection_mut(h).unwrap().send(0, b"moved").unwrap();
+        let mut buf = [0u8; 1500];
+        let mut sent = 0;
+        while let Some((from, t)) = client.poll_transmit(now, &mut buf).unwrap() {
+            assert_eq!(from, Some(h));
+            assert_eq!(server.handle(now, new, &mut buf[..t.len], &mut rng), Ok(s));
+            sent += 1;
+        }
+        assert!(sent > 0);
+        assert_eq!(server.connection(s).unwrap().peer_addr(), new);
+        assert_eq!(server.connections_to(new).collect::<Vec<_>>(), [s]);
+        assert_eq!(server.connections_to(old).count(), 0);
+        assert_index_consistent(&server);
+        // And it is forgotten once freed.
+        server.connection_mut(s).unwrap().close(now, 0, "bye");
+        let later = now + Duration::from_secs(600);
+        server.handle_timeout(later);
+        while server.poll_event().is_some() {}
+        assert!(server.connection(s).is_none());
+        assert_eq!(server.connections_to(new).count(), 0);
+        assert_index_consistent(&server);
     }
 }

@@ -5,6 +5,7 @@
 use crate::ConstrainedConnection;
 use crate::config::{Config, HandshakePattern};
 use crate::connection::{ConnectionError, Credentials, DropReason, Event, Reason};
+use crate::packet::{HandshakeHeader, HandshakeKind, LONG_HEADER_LEN, VERSION};
 use crate::time::Instant;
 use core::net::SocketAddr;
 use rand_chacha::ChaCha20Rng;
@@ -196,4 +197,97 @@ fn every_probe_while_closing_carries_the_close() {
             reason: Reason::new("gone")
         })]
     );
+}
+
+/// A handshake packet with `index`, `receiver` and `sender` in the pair's
+/// pattern and suite; nothing in it is authenticated.
+fn spoofed_handshake(index: u8, receiver: u32, sender: u32) -> Vec<u8> {
+    let mut pkt = std::vec![0u8; LONG_HEADER_LEN + 48];
+    HandshakeHeader {
+        kind: HandshakeKind::Handshake,
+        version: VERSION,
+        pattern: HandshakePattern::NN.id(),
+        suite: Config::constrained().suite.id(),
+        msg_index: index,
+        receiver,
+        sender,
+    }
+    .encode(&mut pkt);
+    pkt
+}
+
+/// After confirmation, a packet naming both session ids that looked like
+/// the peer repeating the handshake's last message made the side send a
+/// PING to its peer, every time: anyone who saw the ids could make it send
+/// continuously. It answers at most one such repeat per smoothed RTT.
+#[test]
+fn spoofed_repeats_of_the_last_handshake_message_get_one_ping_per_rtt() {
+    let mut now = Instant::from_millis(1);
+    let (mut client, mut server, _) = pair(now);
+    let (me, peer) = (client.local_id(), client.remote_id());
+    let spoof = || spoofed_handshake(1, me, peer);
+    // Each spoofed repeat, then the PING it draws goes to the server and
+    // the server's acknowledgements come back, so nothing in flight holds
+    // the next PING back.
+    let mut round = |client: &mut ConstrainedConnection, now: Instant| {
+        let _ = client.handle(now, server_addr(), &mut spoof());
+        let sent = deliver(client, &mut server, now);
+        deliver(&mut server, client, now);
+        sent
+    };
+    let replays = client.stats().dropped.replay;
+    let sent: usize = (0..100).map(|_| round(&mut client, now)).sum();
+    assert_eq!(sent, 1, "one PING for a hundred repeats");
+    assert_eq!(client.stats().dropped.replay, replays + 99);
+    // Within the smoothed RTT: still nothing. After it: one more. (The
+    // pair exchanged everything at one instant: the timer granularity,
+    // 1 ms, stands for the RTT.)
+    let rtt = client
+        .stats()
+        .smoothed_rtt
+        .max(core::time::Duration::from_millis(1));
+    now = now + rtt / 2;
+    assert_eq!(round(&mut client, now), 0);
+    now = now + rtt;
+    assert_eq!(round(&mut client, now), 1);
+    assert!(client.is_established());
+}
+
+/// The same before confirmation: each copy of the client's first message
+/// made a server that had not yet heard from the client again send its
+/// whole flight. A genuine retransmission is still answered.
+#[test]
+fn repeats_of_the_first_message_get_one_flight_per_rtt() {
+    let mut rng = ChaCha20Rng::from_seed([4; 32]);
+    let config = Config {
+        pattern: HandshakePattern::NN,
+        ..Config::constrained()
+    };
+    let creds = Credentials::default();
+    let mut now = Instant::from_millis(1);
+    let mut client =
+        ConstrainedConnection::connect(config.clone(), &creds, now, 1, server_addr(), &mut rng)
+            .unwrap();
+    let mut buf = [0u8; 1500];
+    let t = client.poll_transmit(now, &mut buf).unwrap().unwrap();
+    let first = buf[..t.len].to_vec();
+    let mut server =
+        ConstrainedConnection::accept(config, &creds, now, 2, client_addr(), &first, &mut rng)
+            .unwrap();
+    assert_eq!(lose(&mut server, now), 1, "message 1 is lost");
+    let mut sent = 0;
+    for _ in 0..100 {
+        let _ = server.handle(now, client_addr(), &mut first.clone());
+        sent += lose(&mut server, now);
+    }
+    assert_eq!(sent, 1, "one flight for a hundred copies");
+    // The client's retransmission timer fires (one PTO, more than an RTT
+    // later): its copy is answered, and the handshake completes.
+    now = client.poll_timeout().unwrap();
+    client.handle_timeout(now);
+    deliver(&mut client, &mut server, now);
+    assert_eq!(deliver(&mut server, &mut client, now), 1);
+    deliver(&mut client, &mut server, now);
+    assert!(client.is_established() && server.is_established());
+    assert!(server.stats().handshake_duration.is_some(), "confirmed");
 }

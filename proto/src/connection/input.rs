@@ -380,6 +380,11 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                 // of an earlier message (a server seeing the client's first
                 // message again once confirmed) is not a retransmission and
                 // is dropped as unexpected below, not answered.
+                // Nothing in the header is authenticated, so anyone who
+                // knows both session ids could send such repeats: each is
+                // answered only if no other was within the last smoothed
+                // RTT (the peer's own retransmissions are further apart),
+                // so they cannot make this side send continuously.
                 if self.confirmed
                     && self.hs.is_none()
                     && h.sender == self.remote_id
@@ -387,6 +392,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                 {
                     // The peer repeats the last handshake message: it has
                     // not seen our confirming packet yet. Send another.
+                    self.answer_repeat(now)?;
                     self.ping_pending = true;
                     return Ok(());
                 }
@@ -394,6 +400,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                     && h.sender == self.remote_id
                     && h.msg_index.wrapping_add(1) == self.flight_index
                 {
+                    self.answer_repeat(now)?;
                     self.flight_pending = true;
                     self.stats.retransmissions += 1;
                     Ok(())
@@ -402,6 +409,18 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                 }
             }
         }
+    }
+
+    /// Whether a repeated handshake message may be answered at `now`: at
+    /// most one answer per smoothed RTT (at least the timer granularity).
+    /// A repeat within that time is dropped as a replay.
+    fn answer_repeat(&mut self, now: Instant) -> Result<(), DropReason> {
+        let gap = self.rtt.smoothed().max(crate::recovery::GRANULARITY);
+        if self.repeat_answered_at.is_some_and(|t| now < t + gap) {
+            return Err(DropReason::Replay);
+        }
+        self.repeat_answered_at = Some(now);
+        Ok(())
     }
 
     fn handle_short(

@@ -216,6 +216,9 @@ pub struct Connection<
     pub(crate) params_refused: bool,
     pub(crate) hs_retx_at: Option<Instant>,
     pub(crate) hs_retx_count: u32,
+    /// When a repeated handshake message of the peer was last answered
+    /// (at most one answer per smoothed RTT).
+    pub(crate) repeat_answered_at: Option<Instant>,
     pub(crate) started: Instant,
 
     pub(crate) tx_key: Option<CipherState<P>>,
@@ -305,6 +308,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             params_refused: false,
             hs_retx_at: None,
             hs_retx_count: 0,
+            repeat_answered_at: None,
             started: now,
             tx_key: None,
             rx_key: None,
@@ -379,6 +383,13 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         if config.max_channels as usize > CH {
             return Err(ConnectError::InvalidConfig(
                 "max_channels exceeds the connection's channel capacity",
+            ));
+        }
+        if config.max_ack_delay.as_millis()
+            >= u128::from(crate::connection::params::MAX_ACK_DELAY_LIMIT_MS)
+        {
+            return Err(ConnectError::InvalidConfig(
+                "max_ack_delay must be below 16384 ms",
             ));
         }
         if usize::from(config.max_datagram_size) + 64 > usize::from(config.max_packet_size) {
@@ -767,8 +778,10 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         self.push_event(Event::Closed(why));
     }
 
+    /// Three probe timeouts without backoff, each at most
+    /// [`MAX_PTO`](crate::recovery::MAX_PTO).
     pub(crate) fn three_pto(&self) -> Duration {
-        (self.rtt.pto_base() + self.peer_max_ack_delay()) * 3
+        (self.rtt.pto_base() + self.peer_max_ack_delay()).min(crate::recovery::MAX_PTO) * 3
     }
 
     pub(crate) fn peer_max_ack_delay(&self) -> Duration {

@@ -10,7 +10,9 @@ pub enum DropReason {
     Malformed,
     /// Failed authentication (wrong key, tampered, forged).
     Authentication,
-    /// A packet number seen before, or older than the replay window.
+    /// A packet number seen before, or older than the replay window; or a
+    /// repeated handshake message within a smoothed RTT of the last one
+    /// answered.
     Replay,
     /// For a session id this side does not have, or arrived before its keys.
     UnknownSession,

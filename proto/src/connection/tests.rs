@@ -10,6 +10,7 @@ use core::net::SocketAddr;
 use core::time::Duration;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
+use std::vec::Vec;
 
 fn client_addr() -> SocketAddr {
     "10.0.0.2:5000".parse().unwrap()
@@ -21,11 +22,18 @@ fn server_addr() -> SocketAddr {
 
 /// An established constrained pair (pattern NN) at `now`.
 fn pair(now: Instant) -> (ConstrainedConnection, ConstrainedConnection) {
+    pair_with(
+        Config {
+            pattern: HandshakePattern::NN,
+            ..Config::constrained()
+        },
+        now,
+    )
+}
+
+/// An established pair with `config` on both sides at `now`.
+fn pair_with(config: Config, now: Instant) -> (ConstrainedConnection, ConstrainedConnection) {
     let mut rng = ChaCha20Rng::from_seed([9; 32]);
-    let config = Config {
-        pattern: HandshakePattern::NN,
-        ..Config::constrained()
-    };
     let creds = Credentials::default();
     let mut client =
         ConstrainedConnection::connect(config.clone(), &creds, now, 1, server_addr(), &mut rng)
@@ -283,4 +291,74 @@ fn a_peer_that_stops_reading_does_not_end_the_session() {
     let (at, why) = ended.expect("the close never ended");
     assert_eq!(why, ConnectionError::DeliveryTimeout);
     assert!(at <= closed_at + delivery, "{at:?}");
+}
+
+/// During a long outage the probe timeout doubled up to sixteen times: with
+/// a long idle timeout, probes ended up hours apart, and a link that came
+/// back was not noticed for as long. Probes are now at most `MAX_PTO`
+/// apart.
+#[test]
+fn probes_in_a_long_outage_are_at_most_max_pto_apart() {
+    let mut now = Instant::from_millis(1);
+    let config = Config {
+        pattern: HandshakePattern::NN,
+        idle_timeout: Duration::from_secs(3 * 3600),
+        keepalive: None,
+        delivery_timeout: None,
+        ..Config::constrained()
+    };
+    let (mut client, _server) = pair_with(config, now);
+    client.send(0, b"sent into an outage").unwrap();
+    let end = now + Duration::from_secs(2 * 3600);
+    let mut buf = [0u8; 1500];
+    let mut sends = Vec::new();
+    while now < end {
+        while client.poll_transmit(now, &mut buf).unwrap().is_some() {
+            sends.push(now);
+        }
+        now = client.poll_timeout().expect("still open");
+        client.handle_timeout(now);
+    }
+    let gaps: Vec<Duration> = sends
+        .windows(2)
+        .map(|w| w[1].saturating_duration_since(w[0]))
+        .collect();
+    let widest = gaps.iter().max().copied().unwrap();
+    assert_eq!(widest, crate::recovery::MAX_PTO, "{gaps:?}");
+    // Two hours of probes a minute apart, not a dozen ever wider ones.
+    assert!(client.stats().probe_timeouts >= 100, "{gaps:?}");
+    assert!(client.is_established());
+}
+
+/// A configuration announcing an ack delay of 2^14 ms or more is refused
+/// before anything is sent (its peer would refuse the parameters anyway).
+#[test]
+fn max_ack_delay_of_2_14_ms_or_more_is_refused_locally() {
+    let mut rng = ChaCha20Rng::from_seed([3; 32]);
+    let creds = Credentials::default();
+    for (ms, ok) in [(16_383, true), (16_384, false), (60_000, false)] {
+        let config = Config {
+            pattern: HandshakePattern::NN,
+            max_ack_delay: Duration::from_millis(ms),
+            ..Config::constrained()
+        };
+        let r = ConstrainedConnection::connect(
+            config,
+            &creds,
+            Instant::ZERO,
+            1,
+            server_addr(),
+            &mut rng,
+        );
+        match r {
+            Ok(_) => assert!(ok, "{ms} ms accepted"),
+            Err(e) => {
+                assert!(!ok, "{ms} ms refused: {e}");
+                assert!(matches!(
+                    e,
+                    crate::connection::ConnectError::InvalidConfig(_)
+                ));
+            }
+        }
+    }
 }

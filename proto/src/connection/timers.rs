@@ -3,6 +3,7 @@
 
 use super::{Connection, ConnectionError, State, code};
 use crate::crypto::CryptoProvider;
+use crate::recovery::MAX_PTO;
 use crate::storage::ByteStore;
 use crate::time::Instant;
 
@@ -33,7 +34,8 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         let theirs = self.peer_params.map_or(ours, |p| {
             core::time::Duration::from_millis(u64::from(p.idle_timeout_ms))
         });
-        self.last_rx + ours.min(theirs).max(pto * 3)
+        // `three_pto`, from the unit computed once.
+        self.last_rx + ours.min(theirs).max(pto.min(MAX_PTO) * 3)
     }
 
     fn pto_deadline(&self) -> Option<Instant> {
@@ -45,7 +47,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         let oldest = self.sent.oldest_eliciting()?;
         let last = self.last_eliciting_sent.unwrap_or(oldest.time);
         let backoff = 1u32 << self.pto_count.min(16);
-        Some(last + pto * backoff)
+        Some(last + pto.saturating_mul(backoff).min(MAX_PTO))
     }
 
     fn keepalive_deadline(&self) -> Option<Instant> {
@@ -141,7 +143,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             self.hs_retx_count += 1;
             self.stats.retransmissions += 1;
             let backoff = 1u32 << self.hs_retx_count.min(MAX_HANDSHAKE_BACKOFF);
-            self.hs_retx_at = Some(now + self.rtt.pto_base() * backoff);
+            self.hs_retx_at = Some(now + self.rtt.pto_base().saturating_mul(backoff).min(MAX_PTO));
         }
     }
 

@@ -4,4 +4,4 @@ mod congestion;
 mod rtt;
 
 pub use congestion::NewReno;
-pub use rtt::{GRANULARITY, RttEstimator};
+pub use rtt::{GRANULARITY, MAX_PTO, MAX_RTT, RttEstimator};

@@ -5,6 +5,16 @@ use core::time::Duration;
 /// Timer granularity: no loss or probe timer is shorter (RFC 9002 §6.1.2).
 pub const GRANULARITY: Duration = Duration::from_millis(1);
 
+/// Largest RTT sample taken: a longer one (a very late acknowledgement, a
+/// link that stalled) counts as this much, so that one outlier cannot set
+/// the smoothed RTT, and every timer derived from it, to minutes.
+pub const MAX_RTT: Duration = Duration::from_secs(10);
+
+/// Longest probe timeout, backoff included, and longest interval between
+/// handshake retransmissions (RFC 6298 §2.5 allows an upper bound of at
+/// least 60 s). Without it, 16 doublings of a long PTO came to days.
+pub const MAX_PTO: Duration = Duration::from_secs(60);
+
 /// Smoothed RTT, variance and minimum, from acknowledged packets.
 #[derive(Clone, Copy, Debug)]
 pub struct RttEstimator {
@@ -27,9 +37,11 @@ impl RttEstimator {
         }
     }
 
-    /// Adds a sample: `latest` from send to acknowledgement, `ack_delay`
-    /// as reported by the peer (capped at `max_ack_delay`).
+    /// Adds a sample: `latest` from send to acknowledgement (capped at
+    /// [`MAX_RTT`]), `ack_delay` as reported by the peer (capped at
+    /// `max_ack_delay`).
     pub fn update(&mut self, latest: Duration, ack_delay: Duration, max_ack_delay: Duration) {
+        let latest = latest.min(MAX_RTT);
         self.latest = latest;
         if !self.has_sample {
             self.has_sample = true;
@@ -113,6 +125,25 @@ mod tests {
         r.update(ms(101), ms(20), ms(25));
         assert_eq!(r.min(), ms(100));
         assert_eq!(r.latest(), ms(101));
+    }
+
+    /// One acknowledgement 20 s late set the smoothed RTT to 20 s (and the
+    /// first PTO to a minute).
+    #[test]
+    fn a_very_late_sample_counts_as_max_rtt() {
+        let mut r = RttEstimator::new(ms(333));
+        r.update(Duration::from_secs(20), ms(0), ms(25));
+        assert_eq!(
+            (r.latest(), r.smoothed(), r.min()),
+            (MAX_RTT, MAX_RTT, MAX_RTT)
+        );
+        assert_eq!(r.var(), MAX_RTT / 2);
+        r.update(Duration::from_secs(3600), ms(0), ms(25));
+        assert_eq!((r.latest(), r.smoothed()), (MAX_RTT, MAX_RTT));
+        assert!(r.pto_base() <= MAX_RTT * 3);
+        // Later ordinary samples bring it down as usual.
+        r.update(ms(100), ms(0), ms(25));
+        assert_eq!(r.smoothed(), MAX_RTT * 7 / 8 + ms(100) / 8);
     }
 
     proptest! {
