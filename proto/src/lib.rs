@@ -108,14 +108,14 @@
 //! # Memory
 //!
 //! Without `alloc`, every buffer is fixed and the RAM cost is known at
-//! compile time: `core::mem::size_of::<ConstrainedConnection>()` is 14,952
+//! compile time: `core::mem::size_of::<ConstrainedConnection>()` is 14,712
 //! bytes on a 64-bit host (two channels with 1 KiB windows each way and
 //! their reassembly bitmaps, two datagram queues, eight tracked packets, the
 //! handshake state and keys; `cargo run -p tern --example sizes` prints it).
 //! Smaller windows, fewer channels or fewer tracked packets are a matter of
 //! choosing other type parameters. With `alloc`, [`ServiceConnection`]
 //! buffers live on the heap, grow up to the configured windows and are freed
-//! once drained, at the connection's next timer (120,024 bytes inline, most
+//! once drained, at the connection's next timer (112,344 bytes inline, most
 //! of it the table of 256 tracked packets and 64 channel slots).
 //!
 //! Features: `alloc` and `std` are opt-in; the default build is `no_std`

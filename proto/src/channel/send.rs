@@ -155,7 +155,9 @@ impl<B: ByteStore> SendChannel<B> {
             None => b.get(self.ends_sent - a.len()).copied(),
         };
         debug_assert_eq!(
-            first.filter(|&end| end <= e).map_or((e, false), |end| (end, true)),
+            first
+                .filter(|&end| end <= e)
+                .map_or((e, false), |end| (end, true)),
             self.cut(s, e)
         );
         let (end, fin) = match first {
@@ -203,6 +205,13 @@ impl<B: ByteStore> SendChannel<B> {
             return;
         }
         self.lost.remove(s, e);
+        if s == self.base && self.acked.is_empty() {
+            // In order with nothing acknowledged beyond it (the common
+            // case): what the general path below does, without the set.
+            self.base = e;
+            self.pop_acked_ends();
+            return;
+        }
         if self.acked.insert(s, e).is_err() {
             // Out of ranges to remember it: queue it to be sent again, so
             // every byte stays acknowledged, queued or in flight (a
@@ -215,11 +224,16 @@ impl<B: ByteStore> SendChannel<B> {
         {
             self.base = fe;
             self.acked.remove_below(fe);
-            while self.ends.front().is_some_and(|&end| end <= self.base) {
-                self.ends.pop_front();
-                // Acknowledged, so sent: it was counted.
-                self.ends_sent = self.ends_sent.saturating_sub(1);
-            }
+            self.pop_acked_ends();
+        }
+    }
+
+    /// Forgets the ends of messages acknowledged in full.
+    fn pop_acked_ends(&mut self) {
+        while self.ends.front().is_some_and(|&end| end <= self.base) {
+            self.ends.pop_front();
+            // Acknowledged, so sent: it was counted.
+            self.ends_sent = self.ends_sent.saturating_sub(1);
         }
     }
 

@@ -712,19 +712,20 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         let mut freed = false;
         for (lo, hi) in ack.ranges() {
             // Collect packet numbers first: retiring mutates the queue.
-            let mut pns = [0u64; 64];
+            // (A vector, not an array: zeroing 512 bytes for every ACK
+            // showed up in profiles.)
             loop {
-                let mut n = 0;
+                let mut pns: heapless::Vec<u64, 64> = heapless::Vec::new();
                 for p in self.sent.iter() {
-                    if p.pn >= lo && p.pn <= hi && n < pns.len() {
-                        pns[n] = p.pn;
-                        n += 1;
+                    if p.pn >= lo && p.pn <= hi && pns.push(p.pn).is_err() {
+                        break;
                     }
                 }
+                let n = pns.len();
                 if n == 0 {
                     break;
                 }
-                for &pn in &pns[..n] {
+                for &pn in &pns {
                     let Some(p) = self.sent.retire(pn) else {
                         continue;
                     };
@@ -740,7 +741,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                     if p.in_flight {
                         self.cc.on_acked(usize::from(p.size), p.time);
                     }
-                    for &(id, s, e) in p.ranges() {
+                    for (id, s, e) in p.ranges() {
                         if let Some(i) = self.channel_index(id) {
                             self.channels[i].send.on_acked(s, e);
                             freed = true;
@@ -757,7 +758,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                         self.finish(ConnectionError::LocallyClosed { code });
                     }
                 }
-                if n < pns.len() {
+                if n < pns.capacity() {
                     break;
                 }
             }
@@ -790,17 +791,13 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             return;
         };
         let delay = self.rtt.loss_delay();
-        let mut lost = [0u64; 64];
-        let mut n = 0;
+        let mut lost: heapless::Vec<u64, 64> = heapless::Vec::new();
         for p in self.sent.iter() {
             if p.pn >= largest {
                 break;
             }
             if largest - p.pn >= 3 || p.time + delay <= now {
-                if n < lost.len() {
-                    lost[n] = p.pn;
-                    n += 1;
-                }
+                let _ = lost.push(p.pn);
             } else {
                 let at = p.time + delay;
                 self.loss_at = Some(self.loss_at.map_or(at, |l| l.min(at)));
@@ -808,7 +805,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         }
         let mut bytes = 0usize;
         let mut newest = None;
-        for &pn in &lost[..n] {
+        for &pn in &lost {
             let Some(p) = self.sent.retire(pn) else {
                 continue;
             };
@@ -821,7 +818,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         if let Some(t) = newest {
             self.cc.on_lost(bytes, t, now);
         }
-        if n == lost.len() {
+        if lost.is_full() {
             // More than one batch: look again soon.
             self.loss_at = Some(now);
         }
@@ -830,7 +827,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
     /// Queues again what a lost packet carried.
     pub(crate) fn on_packet_lost(&mut self, p: &super::sent::SentPacket) {
         self.stats.lost_packets += 1;
-        for &(id, s, e) in p.ranges() {
+        for (id, s, e) in p.ranges() {
             if let Some(i) = self.channel_index(id) {
                 self.channels[i].send.on_lost(s, e);
             }

@@ -34,6 +34,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         let theirs = self.peer_params.map_or(ours, |p| {
             core::time::Duration::from_millis(u64::from(p.idle_timeout_ms))
         });
+        // `three_pto`, from the unit computed once.
         self.last_rx + ours.min(theirs).max(pto.min(MAX_PTO) * 3)
     }
 
@@ -215,7 +216,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         }
         // Send the oldest unacknowledged data again in the probes.
         if let Some(p) = self.sent.oldest_eliciting().copied() {
-            for &(id, s, e) in p.ranges() {
+            for (id, s, e) in p.ranges() {
                 if let Some(i) = self.channel_index(id) {
                     self.channels[i].send.on_lost(s, e);
                 }

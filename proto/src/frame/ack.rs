@@ -9,7 +9,7 @@
 use minicbor::{Decoder, Encoder};
 
 use super::FrameError;
-use super::cbor::{self, head_len};
+use super::cbor::{self, head_len, put_head};
 use super::frame_type;
 
 /// Most ranges one ACK frame may carry, the first range included. A frame
@@ -244,12 +244,10 @@ where
     let Some(fixed) = out.get_mut(head..needed) else {
         return Err(FrameError::BufferTooSmall { needed });
     };
-    Encoder::new(fixed)
-        .u64(frame_type::ACK)
-        .and_then(|e| e.u64(delay_us))
-        .and_then(|e| e.u64(largest))
-        .and_then(|e| e.u64(first_range))
-        .map_err(|_| FrameError::BufferTooSmall { needed })?;
+    let mut at = 0;
+    for v in [frame_type::ACK, delay_us, largest, first_range] {
+        at += put_head(&mut fixed[at..], 0, v).ok_or(FrameError::BufferTooSmall { needed })?;
+    }
 
     let mut extra: u64 = 0;
     let mut smallest = first_smallest;
@@ -277,10 +275,8 @@ where
         let slot = out
             .get_mut(at..at + pair)
             .ok_or(FrameError::BufferTooSmall { needed })?;
-        Encoder::new(slot)
-            .u64(gap)
-            .and_then(|e| e.u64(range_len))
-            .map_err(|_| FrameError::BufferTooSmall { needed })?;
+        let n = put_head(slot, 0, gap).ok_or(FrameError::BufferTooSmall { needed })?;
+        put_head(&mut slot[n..], 0, range_len).ok_or(FrameError::BufferTooSmall { needed })?;
         body += pair;
         extra += 1;
         smallest = next_smallest;
@@ -289,8 +285,6 @@ where
     let slot = out
         .get_mut(..head)
         .ok_or(FrameError::BufferTooSmall { needed })?;
-    Encoder::new(slot)
-        .array(FIXED_ITEMS + 2 * extra)
-        .map_err(|_| FrameError::BufferTooSmall { needed })?;
+    put_head(slot, 4, FIXED_ITEMS + 2 * extra).ok_or(FrameError::BufferTooSmall { needed })?;
     Ok(head + body)
 }

@@ -4,7 +4,7 @@ use core::iter::FusedIterator;
 
 use minicbor::Decoder;
 
-use super::cbor;
+use super::cbor::{self, shortest_head};
 use super::frame_type as ty;
 use super::{AckFrame, CloseFrame, Frame, FrameError, MAX_CLOSE_REASON_LEN, MessageFrame};
 
@@ -131,35 +131,6 @@ fn expect_items(items: u64, expected: u64) -> Result<(), FrameError> {
     } else {
         Err(FrameError::Malformed)
     }
-}
-
-/// The argument of the CBOR head of major type `major` at `input[pos..]`,
-/// if it is in shortest form, and the head's length. `None` for anything
-/// else (another type, a longer form, indefinite, truncated).
-#[inline(always)]
-fn shortest_head(input: &[u8], pos: usize, major: u8) -> Option<(u64, usize)> {
-    let b = *input.get(pos)?;
-    if b >> 5 != major {
-        return None;
-    }
-    let (v, len) = match b & 0x1f {
-        info @ 0..=23 => return Some((u64::from(info), 1)),
-        24 => (u64::from(*input.get(pos + 1)?), 2),
-        25 => {
-            let a: [u8; 2] = input.get(pos + 1..pos + 3)?.try_into().ok()?;
-            (u64::from(u16::from_be_bytes(a)), 3)
-        }
-        26 => {
-            let a: [u8; 4] = input.get(pos + 1..pos + 5)?.try_into().ok()?;
-            (u64::from(u32::from_be_bytes(a)), 5)
-        }
-        27 => {
-            let a: [u8; 8] = input.get(pos + 1..pos + 9)?.try_into().ok()?;
-            (u64::from_be_bytes(a), 9)
-        }
-        _ => return None,
-    };
-    (cbor::head_len(v) == len).then_some((v, len))
 }
 
 /// A MESSAGE frame at `input[pos..]` in the exact form senders write
