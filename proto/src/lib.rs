@@ -27,7 +27,11 @@
 //! [`Connection::recv`], [`Connection::send_datagram`],
 //! [`Connection::recv_datagram`], [`Connection::close`] and
 //! [`Connection::stats`]. A short output buffer is a typed error that says
-//! how much is needed and changes nothing.
+//! how much is needed and changes nothing. [`Connection::recv_with`],
+//! [`Connection::recv_any_with`] and [`Connection::recv_datagram_with`]
+//! read without copying: they lend the next message to a closure as the
+//! (up to) two slices of the ring that hold it, then consume it exactly as
+//! the copying calls do.
 //!
 //! ```
 //! use core::net::SocketAddr;

@@ -110,6 +110,20 @@ pub(crate) fn ring_write<B: ByteStore>(store: &mut B, offset: u64, data: &[u8]) 
     }
 }
 
+/// The (up to) two slices of the ring holding `len` bytes of the stream
+/// at `offset`, in order (both empty if nothing was allocated).
+#[inline]
+pub(crate) fn ring_slices<B: ByteStore>(store: &B, offset: u64, len: usize) -> (&[u8], &[u8]) {
+    let cap = store.capacity();
+    let buf = store.bytes();
+    if cap == 0 || len == 0 || buf.len() < cap {
+        return (&[], &[]);
+    }
+    let start = (offset % cap as u64) as usize;
+    let first = len.min(cap - start);
+    (&buf[start..start + first], &buf[..len - first])
+}
+
 /// Reads `out.len()` bytes of the stream at `offset` from the ring.
 #[inline]
 pub(crate) fn ring_read<B: ByteStore>(store: &B, offset: u64, out: &mut [u8]) {

@@ -223,6 +223,24 @@ impl<B: ByteStore> RecvChannel<B> {
             return Some(Err(len));
         }
         ring_read_window(&self.store, self.window, self.base, &mut out[..len]);
+        self.consume(len);
+        Some(Ok(len))
+    }
+
+    /// Hands the next complete message to `f` as the (up to) two slices of
+    /// the ring that hold it, in order, then consumes it exactly as
+    /// [`read`](Self::read) does. The second slice is empty unless the
+    /// message wraps the ring's end.
+    pub fn read_with<R>(&mut self, f: impl FnOnce(&[u8], &[u8]) -> R) -> Option<R> {
+        let len = self.peek_len()?;
+        let (a, b) = ring_slices_window(&self.store, self.window, self.base, len);
+        let r = f(a, b);
+        self.consume(len);
+        Some(r)
+    }
+
+    /// Consumes the next message, `len` bytes found by `peek_len`.
+    fn consume(&mut self, len: usize) {
         let end = self.base + len as u64;
         if self.base < self.marked {
             self.set_bits(0, self.base, end.min(self.marked), false);
@@ -232,7 +250,6 @@ impl<B: ByteStore> RecvChannel<B> {
         self.set_bit(1, end - 1, false);
         self.base = end;
         self.scanned = end;
-        Some(Ok(len))
     }
 
     /// Frees the buffer if everything received was read. Not done on
@@ -370,6 +387,21 @@ fn ring_write_window<B: ByteStore>(store: &mut B, window: u64, offset: u64, data
     }
 }
 
+/// The (up to) two slices of the ring over the first `window` bytes of
+/// the store that hold `len` bytes from `offset`, in order.
+fn ring_slices_window<B: ByteStore>(
+    store: &B,
+    window: u64,
+    offset: u64,
+    len: usize,
+) -> (&[u8], &[u8]) {
+    let w = window as usize;
+    let buf = &store.bytes()[..w];
+    let start = (offset % window) as usize;
+    let first = len.min(w - start);
+    (&buf[start..start + first], &buf[..len - first])
+}
+
 /// Ring read over the first `window` bytes of the store.
 fn ring_read_window<B: ByteStore>(store: &B, window: u64, offset: u64, out: &mut [u8]) {
     let w = window as usize;
@@ -422,6 +454,25 @@ mod tests {
         assert_eq!(c.max_data(), 24);
         // Nine contiguous bytes and no end within eight: too large.
         assert_eq!(c.insert(8, &[0; 9], false), Err(RecvError::MessageTooLarge));
+    }
+
+    /// A message across the ring's end is lent as two slices, in order;
+    /// one that is not, as one slice and an empty one. Each is consumed
+    /// once, with its credit, as `read` does.
+    #[test]
+    fn borrowed_reads_lend_both_parts_of_a_wrapped_message() {
+        let mut c = RecvChannel::<FixedBytes<{ recv_store_len(16) }>>::new(16, 16);
+        assert_eq!(c.read_with(|_, _| unreachable!()), None::<()>);
+        c.insert(0, b"abcdefghij", true).unwrap();
+        let parts = c.read_with(|a, b| (a.to_vec(), b.to_vec()));
+        assert_eq!(parts, Some((b"abcdefghij".to_vec(), std::vec::Vec::new())));
+        assert_eq!(c.credit_update(), Some(26));
+        c.insert(10, b"0123456789", true).unwrap();
+        let parts = c.read_with(|a, b| (a.to_vec(), b.to_vec()));
+        assert_eq!(parts, Some((b"012345".to_vec(), b"6789".to_vec())));
+        assert_eq!(c.consumed(), 20);
+        assert_eq!(c.read_with(|_, _| unreachable!()), None::<()>);
+        assert_eq!(c.credit_update(), Some(36));
     }
 
     proptest! {
@@ -492,8 +543,21 @@ mod tests {
                 let (s, e, fin) = pending[k];
                 c.insert(s as u64, &stream[s..e], fin).unwrap();
                 if rng & 1 == 0 { pending.swap_remove(k); } // else: delivered again later
-                while let Some(Ok(n)) = c.read(&mut out) {
-                    delivered.push(out[..n].to_vec());
+                // Copying and borrowed reads, mixed.
+                loop {
+                    let m = if rng & 4 == 0 {
+                        match c.read(&mut out) {
+                            Some(Ok(n)) => out[..n].to_vec(),
+                            _ => break,
+                        }
+                    } else {
+                        match c.read_with(|a, b| [a, b].concat()) {
+                            Some(m) => m,
+                            None => break,
+                        }
+                    };
+                    delivered.push(m);
+                    rng = rng.rotate_left(7);
                 }
                 let _ = c.credit_update();
             }

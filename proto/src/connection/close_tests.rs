@@ -291,3 +291,48 @@ fn repeats_of_the_first_message_get_one_flight_per_rtt() {
     assert!(client.is_established() && server.is_established());
     assert!(server.stats().handshake_duration.is_some(), "confirmed");
 }
+
+/// The borrowed reads on empty and unknown channels hand nothing over
+/// and do not call the closure; messages and datagrams that arrived
+/// before the peer closed are still lent out after the end, once, and
+/// consumed.
+#[test]
+fn borrowed_reads_on_empty_channels_and_after_the_end() {
+    let now = Instant::from_millis(1);
+    let (mut client, mut server, _) = pair(now);
+    let mut called = false;
+    assert_eq!(server.recv_with(0, |_, _| called = true), None);
+    assert_eq!(server.recv_any_with(|_, _| called = true), None);
+    assert_eq!(server.recv_datagram_with(|_, _| called = true), None);
+    client.send(0, b"first").unwrap();
+    client.send(0, b"second").unwrap();
+    client.send_datagram(b"dgram").unwrap();
+    deliver(&mut client, &mut server, now);
+    assert_eq!(
+        server.recv_with(0, |a, b| [a, b].concat()).as_deref(),
+        Some(&b"first"[..])
+    );
+    // Channel 0 exists now but channel 2 does not; neither calls `f`
+    // when empty.
+    assert_eq!(server.recv_with(2, |_, _| called = true), None);
+    client.abort(now, 7, "bye");
+    deliver(&mut client, &mut server, now);
+    assert!(
+        events(&mut server).contains(&Event::Closed(ConnectionError::PeerClosed {
+            code: 7,
+            reason: Reason::new("bye")
+        }))
+    );
+    assert_eq!(
+        server.recv_any_with(|a, b| [a, b].concat()),
+        Some((0, b"second".to_vec()))
+    );
+    assert_eq!(
+        server.recv_datagram_with(|a, b| [a, b].concat()).as_deref(),
+        Some(&b"dgram"[..])
+    );
+    assert_eq!(server.recv_with(0, |_, _| called = true), None);
+    assert_eq!(server.recv_datagram_with(|_, _| called = true), None);
+    assert!(!called);
+    assert_eq!(server.stats().rx_messages, 2);
+}

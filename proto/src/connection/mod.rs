@@ -173,6 +173,16 @@ impl<B: ByteStore> DatagramQueue<B> {
         self.count -= 1;
         Some(len)
     }
+    /// Hands the front datagram to `f` as the (up to) two slices of the
+    /// ring that hold it, and removes it.
+    fn pop_with<R>(&mut self, f: impl FnOnce(&[u8], &[u8]) -> R) -> Option<R> {
+        let len = self.front_len()?;
+        let (a, b) = crate::storage::ring_slices(&self.buf, self.head + 2, len);
+        let r = f(a, b);
+        self.head += 2 + len as u64;
+        self.count -= 1;
+        Some(r)
+    }
     /// Frees the ring if it is empty (from the timers, like channel
     /// buffers, not on every pop).
     fn release_if_empty(&mut self) {
@@ -609,27 +619,64 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         let Some(i) = self.channel_index(channel) else {
             return Ok(None);
         };
-        let ch = &mut self.channels[i];
-        match ch.recv.read(buf) {
+        match self.channels[i].recv.read(buf) {
             None => {
-                ch.readable_signalled = false;
+                self.channels[i].readable_signalled = false;
                 Ok(None)
             }
             Some(Err(needed)) => Err(needed),
             Some(Ok(n)) => {
-                self.stats.rx_messages += 1;
-                if ch.recv.credit_update().is_some() {
-                    ch.credit_pending = true;
-                }
-                // `peek_len`, unlike `is_readable`, remembers how far it
-                // scanned, so the next read does not scan the same bytes.
-                if ch.recv.peek_len().is_none() {
-                    ch.readable_signalled = false;
-                }
-                self.update_connection_credit();
+                self.after_read(i);
                 Ok(Some(n))
             }
         }
+    }
+
+    /// Like [`recv`](Self::recv), without a copy: hands the next complete
+    /// message of `channel` to `f` as the (up to) two slices of the
+    /// channel's receive ring that hold it, in order (the second is empty
+    /// unless the message wraps the ring's end), then consumes it exactly
+    /// as `recv` does (same credit updates and events). `None` when there
+    /// is no complete message; `f` is not called then.
+    ///
+    /// ```
+    /// # fn demo(conn: &mut tern::ConstrainedConnection) {
+    /// let mut sum = 0u64;
+    /// while let Some(len) = conn.recv_with(0, |a, b| {
+    ///     sum += a.iter().chain(b).map(|&x| u64::from(x)).sum::<u64>();
+    ///     a.len() + b.len()
+    /// }) {
+    ///     assert!(len > 0);
+    /// }
+    /// # }
+    /// ```
+    pub fn recv_with<R>(&mut self, channel: u32, f: impl FnOnce(&[u8], &[u8]) -> R) -> Option<R> {
+        let i = self.channel_index(channel)?;
+        match self.channels[i].recv.read_with(f) {
+            None => {
+                self.channels[i].readable_signalled = false;
+                None
+            }
+            Some(r) => {
+                self.after_read(i);
+                Some(r)
+            }
+        }
+    }
+
+    /// Bookkeeping after a message of channel index `i` was consumed.
+    fn after_read(&mut self, i: usize) {
+        self.stats.rx_messages += 1;
+        let ch = &mut self.channels[i];
+        if ch.recv.credit_update().is_some() {
+            ch.credit_pending = true;
+        }
+        // `peek_len`, unlike `is_readable`, remembers how far it
+        // scanned, so the next read does not scan the same bytes.
+        if ch.recv.peek_len().is_none() {
+            ch.readable_signalled = false;
+        }
+        self.update_connection_credit();
     }
 
     /// Reads the next complete message of any channel, taking channels in
@@ -645,6 +692,22 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             }
         }
         Ok(None)
+    }
+
+    /// Like [`recv_any`](Self::recv_any), without a copy: hands the next
+    /// complete message of any channel (taken in the same turn) to `f` as
+    /// in [`recv_with`](Self::recv_with) and returns `(channel, f's
+    /// result)`, or `None` when no channel has a complete message.
+    pub fn recv_any_with<R>(&mut self, f: impl FnOnce(&[u8], &[u8]) -> R) -> Option<(u32, R)> {
+        let n = self.channels.len();
+        for k in 0..n {
+            let i = (self.rr + k) % n;
+            if self.channels[i].recv.is_readable() {
+                let id = self.channels[i].id;
+                return self.recv_with(id, f).map(|r| (id, r));
+            }
+        }
+        None
     }
 
     /// Raises the connection credit when half a window was consumed, or
@@ -702,6 +765,13 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             Some(len) if len > buf.len() => Err(len),
             Some(_) => Ok(self.dgram_rx.pop_into(buf)),
         }
+    }
+
+    /// Like [`recv_datagram`](Self::recv_datagram), without a copy: hands
+    /// the oldest received datagram to `f` as the (up to) two slices of
+    /// the queue's ring that hold it, in order, then removes it.
+    pub fn recv_datagram_with<R>(&mut self, f: impl FnOnce(&[u8], &[u8]) -> R) -> Option<R> {
+        self.dgram_rx.pop_with(f)
     }
 
     /// Closes the connection: data already queued is delivered first (until
