@@ -36,7 +36,6 @@
 //! latency the peer's time over Tern's.
 
 use crate::harness::Sides;
-use bytes::Bytes;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -640,7 +639,7 @@ impl TernClient {
         for seq in 0..messages {
             stamp(&mut buf, seq, messages);
             self.conn
-                .send(BULK_CHANNEL, Bytes::copy_from_slice(&buf))
+                .send(BULK_CHANNEL, &buf)
                 .await
                 .map_err(|e| format!("tern send: {e}"))?;
         }
@@ -653,7 +652,7 @@ impl TernClient {
         req[..8].copy_from_slice(&seq.to_le_bytes());
         let start = Instant::now();
         self.conn
-            .send(ECHO_CHANNEL, Bytes::copy_from_slice(&req))
+            .send(ECHO_CHANNEL, &req)
             .await
             .map_err(|e| format!("tern send: {e}"))?;
         let (channel, answer) = self

@@ -9,7 +9,7 @@
 
 use crate::error::{Error, SendError};
 use crate::stats::Stats;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::task::Waker;
@@ -282,14 +282,13 @@ impl ConnState {
         core: Option<&mut Core<P>>,
         error: Error,
         now: tern::Instant,
-        buf: &mut Vec<u8>,
         out: &mut ToWake,
     ) {
         if let Some(c) = core {
-            while let Some(m) = read_message(c, None, buf) {
+            while let Some(m) = read_message(c, None) {
                 self.stash.push_back(m);
             }
-            while let Some(d) = read_datagram(c, buf) {
+            while let Some(d) = read_datagram(c) {
                 self.dgram_stash.push_back(d);
             }
             let mut stats = self.stats(Some(&*c), now);
@@ -325,58 +324,33 @@ pub(crate) fn close_outcome(e: &Error) -> Result<(), Error> {
     }
 }
 
-/// Messages up to this size are read through the endpoint's buffer and
-/// copied into their `Bytes`; larger ones are read straight into their
-/// own allocation (one copy fewer for bulk transfers).
-pub(crate) const INLINE_MESSAGE: usize = 2048;
-
 /// The next message of `channel` (any when `None`) from the core, in the
-/// `Bytes` the application gets.
+/// `Bytes` the application gets: copied once, straight from the core's
+/// receive ring into an allocation of its exact size (no zeroing).
 pub(crate) fn read_message<P: Provider>(
     core: &mut Core<P>,
     channel: Option<u32>,
-    buf: &mut Vec<u8>,
 ) -> Option<(u32, Bytes)> {
-    fn recv<P: Provider>(
-        core: &mut Core<P>,
-        channel: Option<u32>,
-        buf: &mut [u8],
-    ) -> Result<Option<(u32, usize)>, usize> {
-        match channel {
-            None => core.recv_any(buf),
-            Some(c) => core.recv(c, buf).map(|o| o.map(|n| (c, n))),
-        }
-    }
-    if buf.len() < INLINE_MESSAGE {
-        buf.resize(INLINE_MESSAGE, 0);
-    }
-    let mut own = match recv(core, channel, &mut buf[..INLINE_MESSAGE]) {
-        Ok(Some((ch, n))) => return Some((ch, Bytes::copy_from_slice(&buf[..n]))),
-        Ok(None) => return None,
-        Err(needed) => vec![0u8; needed],
-    };
-    loop {
-        match recv(core, channel, &mut own) {
-            Ok(Some((ch, n))) => {
-                own.truncate(n);
-                return Some((ch, Bytes::from(own)));
-            }
-            Ok(None) => return None,
-            // Another channel's turn came with a larger message.
-            Err(needed) => own.resize(needed, 0),
-        }
+    match channel {
+        None => core.recv_any_with(to_bytes),
+        Some(c) => core.recv_with(c, to_bytes).map(|m| (c, m)),
     }
 }
 
-/// The next datagram from the core.
-pub(crate) fn read_datagram<P: Provider>(core: &mut Core<P>, buf: &mut Vec<u8>) -> Option<Bytes> {
-    loop {
-        match core.recv_datagram(buf) {
-            Ok(Some(n)) => return Some(Bytes::copy_from_slice(&buf[..n])),
-            Ok(None) => return None,
-            Err(needed) => buf.resize(needed, 0),
-        }
+/// The next datagram from the core, copied once as messages are.
+pub(crate) fn read_datagram<P: Provider>(core: &mut Core<P>) -> Option<Bytes> {
+    core.recv_datagram_with(to_bytes)
+}
+
+/// A message lent by the core as two slices, in one `Bytes`.
+fn to_bytes(a: &[u8], b: &[u8]) -> Bytes {
+    if b.is_empty() {
+        return Bytes::copy_from_slice(a);
     }
+    let mut m = BytesMut::with_capacity(a.len() + b.len());
+    m.extend_from_slice(a);
+    m.extend_from_slice(b);
+    m.freeze()
 }
 
 #[cfg(test)]

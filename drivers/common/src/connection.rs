@@ -131,11 +131,15 @@ impl Connection {
     ///
     /// Messages sent one after another on a channel arrive in that order.
     /// If the future is dropped while waiting, the message is not sent.
-    pub async fn send(&self, channel: u32, msg: impl Into<Bytes>) -> Result<(), SendError> {
-        let data = msg.into();
+    ///
+    /// `msg` is anything that lends bytes (`&[u8]`, `Vec<u8>`, [`Bytes`],
+    /// `&str`, ...): the state machine copies it into the channel's send
+    /// window, so a caller with a slice need not allocate.
+    pub async fn send(&self, channel: u32, msg: impl AsRef<[u8]>) -> Result<(), SendError> {
+        let data = msg.as_ref();
         let mut w = Waiting::new(&self.inner, Wait::Send);
         let (ops, key) = (&self.inner.ops, self.inner.key);
-        poll_fn(|cx| ops.poll_send(key, cx, channel, &data, &mut w.token)).await
+        poll_fn(|cx| ops.poll_send(key, cx, channel, data, &mut w.token)).await
     }
 
     /// The next complete message from any channel, as `(channel, bytes)`.
@@ -158,9 +162,10 @@ impl Connection {
 
     /// Sends an unreliable datagram: once, in the next packet, never
     /// retransmitted. Fails with [`SendError::QueueFull`] rather than wait.
-    pub async fn send_datagram(&self, data: impl Into<Bytes>) -> Result<(), SendError> {
-        let data: Bytes = data.into();
-        self.inner.ops.send_datagram(self.inner.key, &data)
+    /// `data` is copied into the connection's datagram queue, as in
+    /// [`send`](Self::send).
+    pub async fn send_datagram(&self, data: impl AsRef<[u8]>) -> Result<(), SendError> {
+        self.inner.ops.send_datagram(self.inner.key, data.as_ref())
     }
 
     /// The next unreliable datagram received.

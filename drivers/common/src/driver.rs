@@ -198,7 +198,6 @@ pub(crate) struct State<T: Transport, C: Timer, P: Provider> {
     /// Packets the socket would not take yet (at the front of `tx_buf`);
     /// nothing else is sent until they are.
     pending: Option<Pending>,
-    msg_buf: Vec<u8>,
     recv_errors: u32,
     /// Peers of connections that ended, to tell the transport once no
     /// other connection uses them.
@@ -251,7 +250,6 @@ impl<T: Transport, C: Timer, P: Provider> Shared<T, C, P> {
                 tx_buf: vec![0; tx_slot * batch],
                 tx_slot,
                 pending: None,
-                msg_buf: vec![0; crate::conn_state::INLINE_MESSAGE],
                 recv_errors: 0,
                 gone_peers: Vec::new(),
                 task: None,
@@ -561,13 +559,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         let now = self.now();
         for st in self.conns.iter_mut().flatten() {
             if st.ended.is_none() {
-                st.on_ended::<P>(
-                    None,
-                    error.clone(),
-                    now,
-                    &mut self.msg_buf,
-                    &mut self.to_wake,
-                );
+                st.on_ended::<P>(None, error.clone(), now, &mut self.to_wake);
             }
         }
         self.accept_w.wake_all(&mut self.to_wake);
@@ -895,13 +887,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
                 let core = self.ep.connection_mut(h);
                 self.gone_peers
                     .push(core.as_deref().map_or(st.peer, |c| c.peer_addr()));
-                st.on_ended(
-                    core,
-                    Error::Closed(why),
-                    now,
-                    &mut self.msg_buf,
-                    &mut self.to_wake,
-                );
+                st.on_ended(core, Error::Closed(why), now, &mut self.to_wake);
                 self.by_handle[h.0] = 0;
                 self.forget_if_unused(idx);
             }
@@ -1172,7 +1158,7 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
             }
             if let Some(h) = st.handle
                 && let Some(c) = s.ep.connection_mut(h)
-                && let Some(m) = read_message(c, channel, &mut s.msg_buf)
+                && let Some(m) = read_message(c, channel)
             {
                 st.waiters(Wait::Recv).remove(t);
                 let now = s.now();
@@ -1226,7 +1212,7 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
                 return Poll::Ready(Ok(d));
             }
             if let Some(c) = st.handle.and_then(|h| s.ep.connection_mut(h))
-                && let Some(d) = read_datagram(c, &mut s.msg_buf)
+                && let Some(d) = read_datagram(c)
             {
                 st.waiters(Wait::Datagram).remove(t);
                 return Poll::Ready(Ok(d));

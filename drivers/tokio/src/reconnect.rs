@@ -300,7 +300,7 @@ impl ReconnectingClient {
     }
 
     /// [`Connection::send`] on the current connection.
-    pub async fn send(&self, channel: u32, msg: impl Into<Bytes>) -> Result<(), ReconnectError> {
+    pub async fn send(&self, channel: u32, msg: impl AsRef<[u8]>) -> Result<(), ReconnectError> {
         let c = self.connection()?;
         c.send(channel, msg).await.map_err(|e| match e {
             SendError::Closed(e) => self.lost(e),
