@@ -688,7 +688,13 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             let i = (self.rr + k) % n;
             if self.channels[i].recv.is_readable() {
                 let id = self.channels[i].id;
-                return self.recv(id, buf).map(|r| r.map(|len| (id, len)));
+                let r = self.recv(id, buf).map(|r| r.map(|len| (id, len)));
+                if matches!(r, Ok(Some(_))) {
+                    // The next call starts after this channel. (A buffer
+                    // too small leaves the turn here, for the retry.)
+                    self.rr = (i + 1) % n;
+                }
+                return r;
             }
         }
         Ok(None)
@@ -704,7 +710,11 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             let i = (self.rr + k) % n;
             if self.channels[i].recv.is_readable() {
                 let id = self.channels[i].id;
-                return self.recv_with(id, f).map(|r| (id, r));
+                let r = self.recv_with(id, f).map(|r| (id, r));
+                if r.is_some() {
+                    self.rr = (i + 1) % n;
+                }
+                return r;
             }
         }
         None

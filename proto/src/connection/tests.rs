@@ -362,3 +362,40 @@ fn max_ack_delay_of_2_14_ms_or_more_is_refused_locally() {
         }
     }
 }
+
+/// `recv_any` takes channels in turn: with messages waiting on two
+/// channels, it alternates between them rather than draining the first
+/// (which would starve the other behind a busy one). `recv_any_with`
+/// shares the turn.
+#[test]
+fn recv_any_takes_channels_in_turn() {
+    let now = Instant::ZERO;
+    let (mut client, mut server) = pair(now);
+    for k in 0..3u8 {
+        client.send(0, &[0, k]).unwrap();
+        client.send(1, &[1, k]).unwrap();
+    }
+    exchange(&mut client, &mut server, now, true);
+    let mut buf = [0u8; 16];
+    let mut order = Vec::new();
+    // A buffer too small names the size and keeps the turn.
+    assert_eq!(server.recv_any(&mut buf[..1]), Err(2));
+    for i in 0..6 {
+        let (ch, msg) = if i % 2 == 0 {
+            let (ch, n) = server.recv_any(&mut buf).unwrap().unwrap();
+            (ch, buf[..n].to_vec())
+        } else {
+            server.recv_any_with(|a, b| [a, b].concat()).unwrap()
+        };
+        assert_eq!(u32::from(msg[0]), ch);
+        order.push((ch, msg[1]));
+    }
+    assert_eq!(server.recv_any(&mut buf), Ok(None));
+    // Alternating (whichever channel the server met first goes first),
+    // each channel in order.
+    let first = order[0].0;
+    let want: Vec<(u32, u8)> = (0..3u8)
+        .flat_map(|k| [(first, k), (1 - first, k)])
+        .collect();
+    assert_eq!(order, want);
+}
