@@ -202,6 +202,9 @@ pub(crate) struct State<T: Transport, C: Timer, P: Provider> {
     /// Peers of connections that ended, to tell the transport once no
     /// other connection uses them.
     gone_peers: Vec<SocketAddr>,
+    /// Peers of `gone_peers` still used by connections that ended but
+    /// drain in their slots: checked again on the task's next passes.
+    draining_peers: Vec<SocketAddr>,
     /// The endpoint's task, to wake when a handle needs it.
     task: Option<Waker>,
     /// A handle asked the task for a full pass.
@@ -252,6 +255,7 @@ impl<T: Transport, C: Timer, P: Provider> Shared<T, C, P> {
                 pending: None,
                 recv_errors: 0,
                 gone_peers: Vec::new(),
+                draining_peers: Vec::new(),
                 task: None,
                 kicked: true,
                 to_wake: ToWake::default(),
@@ -637,20 +641,42 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
 
     /// Tells the transport which peers no open connection uses any more
     /// (after the last packets to them were sent).
+    ///
+    /// A connection reported `Closed` may still be draining in its slot
+    /// (a peer's CLOSE is acknowledged from there): its peer is checked
+    /// again on later passes of the task, until the endpoint freed it.
     fn release_peers(&mut self) {
-        if self.gone_peers.is_empty() {
+        if self.gone_peers.is_empty() && self.draining_peers.is_empty() {
             return;
         }
         let mut gone = std::mem::take(&mut self.gone_peers);
+        gone.append(&mut self.draining_peers);
         gone.sort_unstable();
         gone.dedup();
+        // O(1) per peer through the endpoint's address index (every
+        // datagram reaches the connections through `Endpoint::handle`, so
+        // the index follows their moves).
+        let mut draining = Vec::new();
         gone.retain(|p| {
-            !self
-                .ep
-                .handles()
-                .filter_map(|h| self.ep.connection(h))
-                .any(|c| !c.is_closed() && c.peer_addr() == *p)
+            let mut ending = false;
+            for h in self.ep.connections_to(*p) {
+                if self.ep.connection(h).is_none_or(|c| c.is_closed()) {
+                    continue;
+                }
+                if self.idx_of(h).is_some() {
+                    // A live connection uses it; its own end adds it again.
+                    return false;
+                }
+                // Reported closed and draining, or a handshake not yet
+                // known to the driver: look again later.
+                ending = true;
+            }
+            if ending {
+                draining.push(*p);
+            }
+            !ending
         });
+        self.draining_peers = draining;
         if let Some(socket) = self.socket.as_mut() {
             for p in gone {
                 socket.peer_gone(p);

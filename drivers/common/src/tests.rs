@@ -42,6 +42,8 @@ struct Mem {
     /// The buffer fills after this many calls (0: never).
     fill_every: u32,
     batch: Vec<Packet>,
+    /// The peers the endpoint said no connection uses any more.
+    gone: Arc<Mutex<Vec<SocketAddr>>>,
 }
 
 impl Transport for Mem {
@@ -130,6 +132,10 @@ impl Transport for Mem {
         Ok(count)
     }
 
+    fn peer_gone(&mut self, peer: SocketAddr) {
+        self.gone.lock().unwrap().push(peer);
+    }
+
     fn poll_writable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut b = self.buffer.lock().unwrap();
         if b.full {
@@ -167,6 +173,7 @@ fn mem(net: &Arc<Mutex<Net>>, port: u16, fill_every: u32) -> (Mem, Arc<Mutex<Buf
         addr: SocketAddr::from(([10, 0, 0, 1], port)),
         fill_every,
         batch: Vec::new(),
+        gone: Arc::default(),
     };
     (m, buffer)
 }
@@ -236,4 +243,84 @@ async fn packets_a_full_socket_refused_are_sent_by_the_task_once_writable() {
         "the socket never refused a packet: the test proves nothing"
     );
     assert!(b.sent_packets > 300, "{} packets", b.sent_packets);
+}
+
+/// The endpoint tells its transport that a peer is gone once the last
+/// open connection with that address ended, and only then (a TCP
+/// transport closes the peer's stream on it).
+#[tokio::test]
+async fn a_peer_is_gone_once_its_last_connection_ended() {
+    let key = [7u8; 32];
+    let net = Arc::new(Mutex::new(Net::default()));
+    let (server_io, _) = mem(&net, 1, 0);
+    let server_addr = server_io.addr;
+    let gone = server_io.gone.clone();
+    let (a_io, _) = mem(&net, 2, 0);
+    let (b_io, _) = mem(&net, 3, 0);
+    let (a_addr, b_addr) = (a_io.addr, b_io.addr);
+    let (server, task) = Endpoint::start(
+        server_io,
+        timer(),
+        EndpointConfig::server(Config::service(), key),
+    )
+    .unwrap();
+    tokio::spawn(task);
+    let mut clients = Vec::new();
+    for io in [a_io, b_io] {
+        let (c, task) =
+            Endpoint::start(io, timer(), EndpointConfig::client(Config::service())).unwrap();
+        tokio::spawn(task);
+        clients.push(c);
+    }
+    let gone_now = || gone.lock().unwrap().clone();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        // Two connections from A's address, one from B's.
+        let a1 = clients[0]
+            .connect(server_addr, public_key(&key))
+            .await
+            .unwrap();
+        let s_a1 = server.accept().await.unwrap();
+        let a2 = clients[0]
+            .connect(server_addr, public_key(&key))
+            .await
+            .unwrap();
+        let s_a2 = server.accept().await.unwrap();
+        let b = clients[1]
+            .connect(server_addr, public_key(&key))
+            .await
+            .unwrap();
+        let s_b = server.accept().await.unwrap();
+        for (c, s) in [(&a1, &s_a1), (&a2, &s_a2), (&b, &s_b)] {
+            c.send(0, b"ping").await.unwrap();
+            assert_eq!(&s.recv_on(0).await.unwrap()[..], b"ping");
+        }
+        // A still has a connection: its address is not gone.
+        a1.close(0, "").await.unwrap();
+        let _ = s_a1.recv().await; // its end has reached the server
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!gone_now().contains(&a_addr), "{:?}", gone_now());
+        // A's last connection ends: A is gone, B is not.
+        a2.close(0, "").await.unwrap();
+        let _ = s_a2.recv().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !gone_now().contains(&a_addr) {
+            assert!(tokio::time::Instant::now() < deadline, "A never gone");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(!gone_now().contains(&b_addr), "{:?}", gone_now());
+        b.close(0, "").await.unwrap();
+        let _ = s_b.recv().await;
+        while !gone_now().contains(&b_addr) {
+            assert!(tokio::time::Instant::now() < deadline, "B never gone");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("test took too long");
+    assert_eq!(
+        gone_now().iter().filter(|p| **p == a_addr).count(),
+        1,
+        "{:?}",
+        gone_now()
+    );
 }
