@@ -1077,8 +1077,14 @@ fn unknown() -> Error {
     Error::EndpointClosed
 }
 
-impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
-    fn open_channel(&self, k: ConnKey) -> Result<u32, SendError> {
+impl<T: Transport, C: Timer, P: Provider> Shared<T, C, P> {
+    /// Runs `op` on connection `k` if it lives and is not closing, then
+    /// does what follows any change to it (events, transmit, timer).
+    fn live_op<R>(
+        &self,
+        k: ConnKey,
+        op: impl FnOnce(&mut Core<P>) -> Result<R, tern::connection::SendError>,
+    ) -> Result<R, SendError> {
         self.with(|s| {
             let now = s.now();
             let st = slot(&mut s.conns, k).ok_or_else(unknown)?;
@@ -1088,10 +1094,16 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
             let Some(c) = s.ep.connection_mut(h) else {
                 return Err(SendError::Closed(st.gone()));
             };
-            let r = c.open_channel().map_err(|e| st.send_error(e));
+            let r = op(c).map_err(|e| st.send_error(e));
             s.after_conn_op(h, now);
             r
         })
+    }
+}
+
+impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
+    fn open_channel(&self, k: ConnKey) -> Result<u32, SendError> {
+        self.live_op(k, |c| c.open_channel())
     }
 
     fn poll_accept_channel(
@@ -1205,19 +1217,7 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
     }
 
     fn send_datagram(&self, k: ConnKey, data: &[u8]) -> Result<(), SendError> {
-        self.with(|s| {
-            let now = s.now();
-            let st = slot(&mut s.conns, k).ok_or_else(unknown)?;
-            let (Some(h), None) = (st.handle, st.closing) else {
-                return Err(SendError::Closed(st.gone()));
-            };
-            let Some(c) = s.ep.connection_mut(h) else {
-                return Err(SendError::Closed(st.gone()));
-            };
-            let r = c.send_datagram(data).map_err(|e| st.send_error(e));
-            s.after_conn_op(h, now);
-            r
-        })
+        self.live_op(k, |c| c.send_datagram(data))
     }
 
     fn poll_recv_datagram(

@@ -8,43 +8,12 @@ use crate::packet::{SHORT_HEADER_MAX, ShortHeader, encoded_pn_len};
 use crate::storage::ByteStore;
 use crate::time::Instant;
 
-/// CBOR head length for `v`.
-#[inline(always)]
-fn head_len(v: u64) -> usize {
-    match v {
-        0..=23 => 1,
-        24..=0xff => 2,
-        0x100..=0xffff => 3,
-        0x1_0000..=0xffff_ffff => 5,
-        _ => 9,
-    }
-}
+use crate::frame::cbor::{head_len, put_head};
 
-/// Writes a shortest-form CBOR head.
+/// Writes a shortest-form CBOR head; the caller sized `out` for it.
 #[inline(always)]
 fn head(out: &mut [u8], major: u8, v: u64) -> usize {
-    let m = major << 5;
-    let n = head_len(v);
-    match n {
-        1 => out[0] = m | v as u8,
-        2 => {
-            out[0] = m | 24;
-            out[1] = v as u8;
-        }
-        3 => {
-            out[0] = m | 25;
-            out[1..3].copy_from_slice(&(v as u16).to_be_bytes());
-        }
-        5 => {
-            out[0] = m | 26;
-            out[1..5].copy_from_slice(&(v as u32).to_be_bytes());
-        }
-        _ => {
-            out[0] = m | 27;
-            out[1..9].copy_from_slice(&v.to_be_bytes());
-        }
-    }
-    n
+    put_head(out, major, v).expect("room for the CBOR head")
 }
 
 /// Bytes of a MESSAGE frame around `len` data bytes.

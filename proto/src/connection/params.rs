@@ -185,29 +185,9 @@ fn skip_items(d: &mut Decoder<'_>, mut n: u64) -> Result<(), ParamsError> {
 }
 
 /// Writes a CBOR head of major type `major` with argument `v` in its
-/// shortest form.
+/// shortest form (`out` holds at least 9 bytes).
 fn head(out: &mut [u8], major: u8, v: u64) -> usize {
-    let m = major << 5;
-    if v < 24 {
-        out[0] = m | v as u8;
-        1
-    } else if v <= 0xff {
-        out[0] = m | 24;
-        out[1] = v as u8;
-        2
-    } else if v <= 0xffff {
-        out[0] = m | 25;
-        out[1..3].copy_from_slice(&(v as u16).to_be_bytes());
-        3
-    } else if v <= 0xffff_ffff {
-        out[0] = m | 26;
-        out[1..5].copy_from_slice(&(v as u32).to_be_bytes());
-        5
-    } else {
-        out[0] = m | 27;
-        out[1..9].copy_from_slice(&v.to_be_bytes());
-        9
-    }
+    crate::frame::cbor::put_head(out, major, v).expect("room for the CBOR head")
 }
 
 #[cfg(test)]

@@ -54,7 +54,7 @@
 //! [`encode_ack`], which keeps as many of the newest ranges as fit.
 
 mod ack;
-mod cbor;
+pub(crate) mod cbor;
 mod decode;
 mod encode;
 mod error;
