@@ -12,7 +12,7 @@ use crate::stats::Stats;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tern::connection::SendError as CoreSendError;
 use tern::endpoint::ConnectionHandle;
@@ -187,6 +187,28 @@ impl ConnState {
             connect_w: WaitList::default(),
             span: tracing::info_span!(parent: parent, "conn", id, peer = %peer, side = ?side),
         }
+    }
+
+    /// The end of a wait that found nothing: the error that ended the
+    /// connection, [`Error::EndpointClosed`] once the endpoint stopped,
+    /// or the caller's waker registered under `token` for `w`.
+    pub(crate) fn park<T>(
+        &mut self,
+        w: Wait,
+        stopped: bool,
+        token: &mut Option<u64>,
+        cx: &Context<'_>,
+    ) -> Poll<Result<T, Error>> {
+        if let Some(e) = &self.ended {
+            let e = e.clone();
+            self.waiters(w).remove(token);
+            return Poll::Ready(Err(e));
+        }
+        if stopped {
+            return Poll::Ready(Err(Error::EndpointClosed));
+        }
+        self.waiters(w).register(token, cx.waker());
+        Poll::Pending
     }
 
     pub(crate) fn waiters(&mut self, w: Wait) -> &mut WaitList {

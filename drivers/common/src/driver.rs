@@ -1121,16 +1121,7 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
                 st.waiters(Wait::Channel).remove(t);
                 return Poll::Ready(Ok(id));
             }
-            if let Some(e) = &st.ended {
-                let e = e.clone();
-                st.waiters(Wait::Channel).remove(t);
-                return Poll::Ready(Err(e));
-            }
-            if stopped {
-                return Poll::Ready(Err(Error::EndpointClosed));
-            }
-            st.waiters(Wait::Channel).register(t, cx.waker());
-            Poll::Pending
+            st.park(Wait::Channel, stopped, t, cx)
         })
     }
 
@@ -1203,16 +1194,7 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
                 s.after_conn_op(h, now);
                 return Poll::Ready(Ok(m));
             }
-            if let Some(e) = &st.ended {
-                let e = e.clone();
-                st.waiters(Wait::Recv).remove(t);
-                return Poll::Ready(Err(e));
-            }
-            if s.stopped {
-                return Poll::Ready(Err(Error::EndpointClosed));
-            }
-            st.waiters(Wait::Recv).register(t, cx.waker());
-            Poll::Pending
+            st.park(Wait::Recv, s.stopped, t, cx)
         })
     }
 
@@ -1243,16 +1225,7 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
                 st.waiters(Wait::Datagram).remove(t);
                 return Poll::Ready(Ok(d));
             }
-            if let Some(e) = &st.ended {
-                let e = e.clone();
-                st.waiters(Wait::Datagram).remove(t);
-                return Poll::Ready(Err(e));
-            }
-            if s.stopped {
-                return Poll::Ready(Err(Error::EndpointClosed));
-            }
-            st.waiters(Wait::Datagram).register(t, cx.waker());
-            Poll::Pending
+            st.park(Wait::Datagram, s.stopped, t, cx)
         })
     }
 
