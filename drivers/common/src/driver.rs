@@ -1134,12 +1134,9 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
         t: &mut Option<u64>,
     ) -> Poll<Result<(), SendError>> {
         self.with(|s| {
-            let Some(st) = s.conns.get_mut(k.idx as usize).and_then(Option::as_mut) else {
+            let Some(st) = slot(&mut s.conns, k) else {
                 return Poll::Ready(Err(SendError::Closed(unknown())));
             };
-            if st.id != k.id {
-                return Poll::Ready(Err(SendError::Closed(unknown())));
-            }
             let core = match (st.handle, st.closing) {
                 (Some(h), None) => s.ep.connection_mut(h).map(|c| (h, c)),
                 _ => None,
@@ -1175,12 +1172,9 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
         t: &mut Option<u64>,
     ) -> Poll<Result<(u32, Bytes), Error>> {
         self.with(|s| {
-            let Some(st) = s.conns.get_mut(k.idx as usize).and_then(Option::as_mut) else {
+            let Some(st) = slot(&mut s.conns, k) else {
                 return Poll::Ready(Err(unknown()));
             };
-            if st.id != k.id {
-                return Poll::Ready(Err(unknown()));
-            }
             if let Some(m) = st.take_stashed(channel) {
                 st.waiters(Wait::Recv).remove(t);
                 return Poll::Ready(Ok(m));
@@ -1209,12 +1203,9 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
         t: &mut Option<u64>,
     ) -> Poll<Result<Bytes, Error>> {
         self.with(|s| {
-            let Some(st) = s.conns.get_mut(k.idx as usize).and_then(Option::as_mut) else {
+            let Some(st) = slot(&mut s.conns, k) else {
                 return Poll::Ready(Err(unknown()));
             };
-            if st.id != k.id {
-                return Poll::Ready(Err(unknown()));
-            }
             if let Some(d) = st.take_stashed_datagram() {
                 st.waiters(Wait::Datagram).remove(t);
                 return Poll::Ready(Ok(d));
@@ -1255,12 +1246,9 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
         self.with(|s| {
             let now = s.now();
             let stopped = s.stopped;
-            let Some(st) = s.conns.get_mut(k.idx as usize).and_then(Option::as_mut) else {
+            let Some(st) = slot(&mut s.conns, k) else {
                 return Poll::Ready(Err(unknown()));
             };
-            if st.id != k.id {
-                return Poll::Ready(Err(unknown()));
-            }
             if !*started {
                 *started = true;
                 if st.closing.is_none()
