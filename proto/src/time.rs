@@ -27,6 +27,13 @@ impl Instant {
         self.0
     }
 
+    /// `us` microseconds later (saturating): `self + Duration::from_micros(us)`
+    /// without the conversion.
+    #[inline]
+    pub(crate) const fn add_micros(self, us: u64) -> Instant {
+        Instant(self.0.saturating_add(us))
+    }
+
     /// Time since `earlier`, or zero if `earlier` is later.
     pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
         Duration::from_micros(self.0.saturating_sub(earlier.0))

@@ -731,11 +731,10 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                     };
                     newly_acked = true;
                     if p.pn == largest && p.ack_eliciting {
-                        let delay = core::time::Duration::from_micros(ack.delay_us);
-                        self.rtt.update(
-                            now.saturating_duration_since(p.time),
-                            delay,
-                            self.peer_max_ack_delay(),
+                        self.rtt.update_us(
+                            now.as_micros().saturating_sub(p.time.as_micros()),
+                            ack.delay_us,
+                            self.peer_max_ack_delay_us(),
                         );
                     }
                     if p.in_flight {
@@ -790,16 +789,16 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         let Some(largest) = self.largest_acked else {
             return;
         };
-        let delay = self.rtt.loss_delay();
+        let delay = self.rtt.loss_delay_us();
         let mut lost: heapless::Vec<u64, 64> = heapless::Vec::new();
         for p in self.sent.iter() {
             if p.pn >= largest {
                 break;
             }
-            if largest - p.pn >= 3 || p.time + delay <= now {
+            if largest - p.pn >= 3 || p.time.add_micros(delay) <= now {
                 let _ = lost.push(p.pn);
             } else {
-                let at = p.time + delay;
+                let at = p.time.add_micros(delay);
                 self.loss_at = Some(self.loss_at.map_or(at, |l| l.min(at)));
             }
         }

@@ -861,13 +861,16 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
     /// Three probe timeouts without backoff, each at most
     /// [`MAX_PTO`](crate::recovery::MAX_PTO).
     pub(crate) fn three_pto(&self) -> Duration {
-        (self.rtt.pto_base() + self.peer_max_ack_delay()).min(crate::recovery::MAX_PTO) * 3
+        Duration::from_micros(self.pto_unit_us().min(crate::recovery::rtt::MAX_PTO_US) * 3)
     }
 
-    pub(crate) fn peer_max_ack_delay(&self) -> Duration {
-        self.peer_params.map_or(self.config.max_ack_delay, |p| {
-            Duration::from_millis(u64::from(p.max_ack_delay_ms))
-        })
+    /// The peer's maximum ack delay in microseconds (ours until its
+    /// parameters arrive).
+    pub(crate) fn peer_max_ack_delay_us(&self) -> u64 {
+        self.peer_params.map_or_else(
+            || crate::recovery::rtt::micros(self.config.max_ack_delay),
+            |p| u64::from(p.max_ack_delay_ms) * 1000,
+        )
     }
 
     /// Largest packet this connection sends.

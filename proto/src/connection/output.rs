@@ -138,8 +138,8 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         // 1. ACK, when due, or to ride along with anything else.
         if send_ack {
             let delay = now
-                .saturating_duration_since(self.largest_rx_at)
-                .as_micros() as u64;
+                .as_micros()
+                .saturating_sub(self.largest_rx_at.as_micros());
             let ranges = self.rx_pns.iter().rev().map(|(s, e)| (s, e - 1));
             if let Ok(n) = encode_ack(delay, ranges, 32, &mut buf[pos..end]) {
                 pos += n;

@@ -4,6 +4,7 @@
 use super::{Connection, ConnectionError, State, code};
 use crate::crypto::CryptoProvider;
 use crate::recovery::MAX_PTO;
+use crate::recovery::rtt::{MAX_PTO_US, micros};
 use crate::storage::ByteStore;
 use crate::time::Instant;
 
@@ -16,38 +17,40 @@ const PROBES: u8 = 2;
 impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone + Default>
     Connection<B, CH, SENT, P>
 {
-    /// The probe timeout before backoff, with the peer's ack delay (the
-    /// unit of `pto_deadline` and `three_pto`, computed once per
-    /// `poll_timeout`).
+    /// The probe timeout before backoff, with the peer's ack delay, in
+    /// microseconds (the unit of `pto_deadline` and `three_pto`, computed
+    /// once per `poll_timeout`; integer arithmetic, as the RTT estimator
+    /// keeps it).
     #[inline]
-    fn pto_unit(&self) -> core::time::Duration {
-        self.rtt.pto_base() + self.peer_max_ack_delay()
+    pub(crate) fn pto_unit_us(&self) -> u64 {
+        self.rtt.pto_base_us() + self.peer_max_ack_delay_us()
     }
 
     fn idle_deadline(&self) -> Instant {
-        self.idle_deadline_with(self.pto_unit())
+        self.idle_deadline_with(self.pto_unit_us())
     }
 
     #[inline]
-    fn idle_deadline_with(&self, pto: core::time::Duration) -> Instant {
-        let ours = self.config.idle_timeout;
-        let theirs = self.peer_params.map_or(ours, |p| {
-            core::time::Duration::from_millis(u64::from(p.idle_timeout_ms))
-        });
+    fn idle_deadline_with(&self, pto_us: u64) -> Instant {
+        let ours = micros(self.config.idle_timeout);
+        let theirs = self
+            .peer_params
+            .map_or(ours, |p| u64::from(p.idle_timeout_ms) * 1000);
         // `three_pto`, from the unit computed once.
-        self.last_rx + ours.min(theirs).max(pto.min(MAX_PTO) * 3)
+        self.last_rx
+            .add_micros(ours.min(theirs).max(pto_us.min(MAX_PTO_US) * 3))
     }
 
     fn pto_deadline(&self) -> Option<Instant> {
-        self.pto_deadline_with(self.pto_unit())
+        self.pto_deadline_with(self.pto_unit_us())
     }
 
     #[inline]
-    fn pto_deadline_with(&self, pto: core::time::Duration) -> Option<Instant> {
+    fn pto_deadline_with(&self, pto_us: u64) -> Option<Instant> {
         let oldest = self.sent.oldest_eliciting()?;
         let last = self.last_eliciting_sent.unwrap_or(oldest.time);
-        let backoff = 1u32 << self.pto_count.min(16);
-        Some(last + pto.saturating_mul(backoff).min(MAX_PTO))
+        let backoff = 1u64 << self.pto_count.min(16);
+        Some(last.add_micros(pto_us.saturating_mul(backoff).min(MAX_PTO_US)))
     }
 
     fn keepalive_deadline(&self) -> Option<Instant> {
@@ -68,37 +71,32 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
     /// called, or `None` when nothing is pending (the connection closed).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut t: Option<Instant> = None;
-        let mut add = |x: Option<Instant>| {
-            if let Some(x) = x {
-                t = Some(t.map_or(x, |t| t.min(x)));
-            }
-        };
-        match self.state {
+        // In microseconds, `u64::MAX` for a deadline not set: this runs
+        // after every input, and `Option` and `Duration` arithmetic was
+        // most of its cost.
+        let us = |x: Option<Instant>| x.map_or(u64::MAX, Instant::as_micros);
+        let t = match self.state {
             State::Closed => return None,
             State::Handshaking => {
-                add(self.hs_retx_at);
-                add(Some(self.started + self.config.handshake_timeout));
+                us(self.hs_retx_at).min((self.started + self.config.handshake_timeout).as_micros())
             }
-            State::Draining => add(self.close_at),
+            State::Draining => return self.close_at,
             _ => {
-                let pto = self.pto_unit();
-                add(self.ack_at);
-                add(self.loss_at.or_else(|| self.pto_deadline_with(pto)));
-                add(Some(self.idle_deadline_with(pto)));
-                add(self.keepalive_deadline());
-                add(self.close_at);
+                let pto = self.pto_unit_us();
+                let mut t = self.idle_deadline_with(pto).as_micros();
+                t = t.min(us(self.ack_at));
+                t = t.min(us(self.loss_at.or_else(|| self.pto_deadline_with(pto))));
+                t = t.min(us(self.keepalive_deadline()));
+                t = t.min(us(self.close_at));
                 if let (Some(d), Some(p), State::Established | State::Flushing) =
                     (self.config.delivery_timeout, self.progress_at, self.state)
                 {
-                    add(Some(p + d));
+                    t = t.min((p + d).as_micros());
                 }
-                if self.hs_retx_at.is_some() {
-                    add(self.hs_retx_at);
-                }
+                t.min(us(self.hs_retx_at))
             }
-        }
-        t
+        };
+        Some(Instant::from_micros(t))
     }
 
     /// Handles every deadline that has passed at `now`.

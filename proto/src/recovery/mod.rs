@@ -1,7 +1,7 @@
 //! Loss recovery and congestion control (RFC 9002 style).
 
 mod congestion;
-mod rtt;
+pub(crate) mod rtt;
 
 pub use congestion::NewReno;
 pub use rtt::{GRANULARITY, MAX_PTO, MAX_RTT, RttEstimator};

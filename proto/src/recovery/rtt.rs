@@ -16,18 +16,38 @@ pub const MAX_RTT: Duration = Duration::from_secs(10);
 pub const MAX_PTO: Duration = Duration::from_secs(60);
 
 /// Smoothed RTT, variance and minimum, from acknowledged packets.
+///
+/// Kept in whole microseconds, the resolution of [`Instant`](crate::Instant):
+/// the deadlines derived from it are computed after every input, and
+/// integer arithmetic on one `u64` is a fraction of the cost of
+/// [`Duration`]'s seconds-and-nanoseconds arithmetic.
 #[derive(Clone, Copy, Debug)]
 pub struct RttEstimator {
-    latest: Duration,
-    smoothed: Duration,
-    var: Duration,
-    min: Duration,
+    latest: u64,
+    smoothed: u64,
+    var: u64,
+    min: u64,
     has_sample: bool,
 }
 
+/// `d` in whole microseconds (saturating).
+#[inline]
+pub(crate) fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// [`GRANULARITY`] in microseconds.
+pub(crate) const GRANULARITY_US: u64 = GRANULARITY.as_micros() as u64;
+/// [`MAX_RTT`] in microseconds.
+const MAX_RTT_US: u64 = MAX_RTT.as_micros() as u64;
+/// [`MAX_PTO`] in microseconds.
+pub(crate) const MAX_PTO_US: u64 = MAX_PTO.as_micros() as u64;
+
 impl RttEstimator {
-    /// An estimator that assumes `initial` until the first sample.
+    /// An estimator that assumes `initial` until the first sample (at most
+    /// [`MAX_RTT`], as every sample).
     pub fn new(initial: Duration) -> Self {
+        let initial = micros(initial).min(MAX_RTT_US);
         RttEstimator {
             latest: initial,
             smoothed: initial,
@@ -41,7 +61,12 @@ impl RttEstimator {
     /// [`MAX_RTT`]), `ack_delay` as reported by the peer (capped at
     /// `max_ack_delay`).
     pub fn update(&mut self, latest: Duration, ack_delay: Duration, max_ack_delay: Duration) {
-        let latest = latest.min(MAX_RTT);
+        self.update_us(micros(latest), micros(ack_delay), micros(max_ack_delay));
+    }
+
+    /// [`update`](Self::update) in microseconds.
+    pub(crate) fn update_us(&mut self, latest: u64, ack_delay: u64, max_ack_delay: u64) {
+        let latest = latest.min(MAX_RTT_US);
         self.latest = latest;
         if !self.has_sample {
             self.has_sample = true;
@@ -59,6 +84,7 @@ impl RttEstimator {
             latest
         };
         let diff = self.smoothed.abs_diff(adjusted);
+        // At most 10 s each (`MAX_RTT`): no overflow.
         self.var = (self.var * 3 + diff) / 4;
         self.smoothed = (self.smoothed * 7 + adjusted) / 8;
     }
@@ -70,36 +96,48 @@ impl RttEstimator {
 
     /// Smoothed RTT.
     pub fn smoothed(&self) -> Duration {
-        self.smoothed
+        Duration::from_micros(self.smoothed)
     }
 
     /// Minimum RTT seen.
     pub fn min(&self) -> Duration {
-        self.min
+        Duration::from_micros(self.min)
     }
 
     /// Latest sample.
     pub fn latest(&self) -> Duration {
-        self.latest
+        Duration::from_micros(self.latest)
     }
 
     /// RTT variance.
     pub fn var(&self) -> Duration {
-        self.var
+        Duration::from_micros(self.var)
     }
 
     /// The probe timeout before backoff, without the peer's ack delay:
     /// `smoothed + max(4 * var, granularity)`.
     #[inline]
     pub fn pto_base(&self) -> Duration {
-        self.smoothed + (self.var * 4).max(GRANULARITY)
+        Duration::from_micros(self.pto_base_us())
+    }
+
+    /// [`pto_base`](Self::pto_base) in microseconds.
+    #[inline]
+    pub(crate) fn pto_base_us(&self) -> u64 {
+        self.smoothed + (self.var * 4).max(GRANULARITY_US)
     }
 
     /// The time-threshold loss delay: `9/8 * max(smoothed, latest)`, at least
     /// the granularity (RFC 9002 §6.1.2).
     #[inline]
     pub fn loss_delay(&self) -> Duration {
-        (self.smoothed.max(self.latest) * 9 / 8).max(GRANULARITY)
+        Duration::from_micros(self.loss_delay_us())
+    }
+
+    /// [`loss_delay`](Self::loss_delay) in microseconds.
+    #[inline]
+    pub(crate) fn loss_delay_us(&self) -> u64 {
+        (self.smoothed.max(self.latest) * 9 / 8).max(GRANULARITY_US)
     }
 }
 
@@ -144,6 +182,28 @@ mod tests {
         // Later ordinary samples bring it down as usual.
         r.update(ms(100), ms(0), ms(25));
         assert_eq!(r.smoothed(), MAX_RTT * 7 / 8 + ms(100) / 8);
+    }
+
+    /// A configured initial RTT beyond `MAX_RTT` counts as `MAX_RTT`, as a
+    /// sample would: `Duration::MAX` overflowed the PTO arithmetic.
+    #[test]
+    fn a_huge_initial_rtt_counts_as_max_rtt() {
+        for initial in [Duration::from_secs(3600), Duration::MAX] {
+            let r = RttEstimator::new(initial);
+            assert_eq!(r.smoothed(), MAX_RTT);
+            assert_eq!(r.pto_base(), MAX_RTT + MAX_RTT / 2 * 4);
+            assert_eq!(r.loss_delay(), MAX_RTT * 9 / 8);
+        }
+    }
+
+    /// Microsecond samples keep their resolution.
+    #[test]
+    fn keeps_microseconds() {
+        let mut r = RttEstimator::new(ms(100));
+        r.update(Duration::from_micros(1_234), Duration::ZERO, ms(25));
+        assert_eq!(r.smoothed(), Duration::from_micros(1_234));
+        assert_eq!(r.var(), Duration::from_micros(617));
+        assert_eq!(r.pto_base(), Duration::from_micros(1_234 + 2_468));
     }
 
     proptest! {
