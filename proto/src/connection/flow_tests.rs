@@ -57,6 +57,9 @@ enum Step {
     Swap { dir: usize },
     /// Time passes; due timers fire.
     Wait { ms: u64 },
+    /// Time passes and both sides are polled, without `handle_timeout`
+    /// (a driver whose timer has not fired yet).
+    Tick { ms: u64 },
 }
 
 fn any_step() -> impl Strategy<Value = Step> {
@@ -69,6 +72,7 @@ fn any_step() -> impl Strategy<Value = Step> {
         1 => (0..2usize).prop_map(|dir| Step::Drop { dir }),
         1 => (0..2usize).prop_map(|dir| Step::Swap { dir }),
         1 => (1..3000u64).prop_map(|ms| Step::Wait { ms }),
+        1 => (1..200u64).prop_map(|ms| Step::Tick { ms }),
     ]
 }
 
@@ -265,6 +269,7 @@ impl Sim {
                     self.net[dir].swap(0, 1);
                 }
             }
+            Step::Tick { ms } => self.now = self.now + Duration::from_millis(ms),
             Step::Wait { ms } => {
                 self.now = self.now + Duration::from_millis(ms);
                 for c in &mut self.conns {
