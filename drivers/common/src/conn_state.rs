@@ -71,43 +71,66 @@ impl ToWake {
 
 /// The tasks waiting for one thing. Each waiting future holds a token, so
 /// that polling it again replaces its waker and dropping it removes it:
-/// the list never holds more than one entry per waiting future.
+/// the list never holds more than one entry per waiting future. Entries
+/// keep the order in which their futures first waited, with a tag (the
+/// channel, for sends) so that the senders of one channel go first come,
+/// first served.
 #[derive(Default)]
 pub(crate) struct WaitList {
     next: u64,
-    list: Vec<(u64, Waker)>,
+    list: Vec<(u64, u32, Waker)>,
 }
 
 impl WaitList {
     /// Registers (or refreshes) the waker of the future holding `token`.
     pub(crate) fn register(&mut self, token: &mut Option<u64>, w: &Waker) {
+        self.register_tagged(token, 0, w);
+    }
+
+    /// [`register`](Self::register) with a tag; a future already waiting
+    /// keeps its place.
+    pub(crate) fn register_tagged(&mut self, token: &mut Option<u64>, tag: u32, w: &Waker) {
         if let Some(t) = *token
             && let Some(e) = self.list.iter_mut().find(|e| e.0 == t)
         {
-            if !e.1.will_wake(w) {
-                e.1 = w.clone();
+            if !e.2.will_wake(w) {
+                e.2 = w.clone();
             }
             return;
         }
         self.next += 1;
         *token = Some(self.next);
-        self.list.push((self.next, w.clone()));
+        self.list.push((self.next, tag, w.clone()));
     }
 
     /// Forgets the future holding `token` (it got what it waited for, or
-    /// it was dropped).
-    pub(crate) fn remove(&mut self, token: &mut Option<u64>) {
-        if let Some(t) = token.take()
-            && let Some(i) = self.list.iter().position(|e| e.0 == t)
-        {
-            self.list.remove(i);
+    /// it was dropped); the tag it waited with, if it was waiting.
+    pub(crate) fn remove(&mut self, token: &mut Option<u64>) -> Option<u32> {
+        let t = token.take()?;
+        let i = self.list.iter().position(|e| e.0 == t)?;
+        Some(self.list.remove(i).1)
+    }
+
+    /// Whether the future holding `token` (`None`: one not waiting yet)
+    /// may go ahead for `tag`: no other future waits with `tag` before it.
+    pub(crate) fn is_first(&self, token: Option<u64>, tag: u32) -> bool {
+        self.list
+            .iter()
+            .find(|e| e.1 == tag)
+            .is_none_or(|e| Some(e.0) == token)
+    }
+
+    /// Wakes the first future waiting with `tag`, leaving it in its place.
+    pub(crate) fn wake_first(&self, tag: u32, out: &mut ToWake) {
+        if let Some(e) = self.list.iter().find(|e| e.1 == tag) {
+            out.push(e.2.clone());
         }
     }
 
     /// Wakes every waiting task (in the order they first waited); they
     /// poll again and register again if they must keep waiting.
     pub(crate) fn wake_all(&mut self, out: &mut ToWake) {
-        for (_, w) in self.list.drain(..) {
+        for (_, _, w) in self.list.drain(..) {
             out.push(w);
         }
     }

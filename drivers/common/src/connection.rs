@@ -130,7 +130,12 @@ impl Connection {
     /// has it; [`close`](Self::close) waits for delivery.
     ///
     /// Messages sent one after another on a channel arrive in that order.
-    /// If the future is dropped while waiting, the message is not sent.
+    /// Tasks sending on one channel at once are served first come, first
+    /// served: a send waits behind those already waiting on its channel,
+    /// even if its message would fit (so a large message is never
+    /// overtaken for ever by small ones); other channels are not held up.
+    /// If the future is dropped while waiting, the message is not sent and
+    /// the next waiting send takes its turn.
     ///
     /// `msg` is anything that lends bytes (`&[u8]`, `Vec<u8>`, [`Bytes`],
     /// `&str`, ...): the state machine copies it into the channel's send

@@ -900,7 +900,9 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
                 st.wake(Wait::Channel, &mut self.to_wake);
             }
             Event::Readable(_) => st.wake(Wait::Recv, &mut self.to_wake),
-            Event::Writable(_) => st.wake(Wait::Send, &mut self.to_wake),
+            // The first sender waiting on that channel (the others wait
+            // behind it).
+            Event::Writable(ch) => st.waiters(Wait::Send).wake_first(ch, &mut self.to_wake),
             Event::DatagramReceived => st.wake(Wait::Datagram, &mut self.to_wake),
             Event::Closed(why) => {
                 match why {
@@ -1145,19 +1147,33 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
                 st.waiters(Wait::Send).remove(t);
                 return Poll::Ready(Err(SendError::Closed(st.gone())));
             };
+            // First come, first served on each channel: a sender waits
+            // behind those that waited before it, even if its message
+            // would fit (a large message is never overtaken for ever by
+            // small ones).
+            let senders = st.waiters(Wait::Send);
+            if !senders.is_first(*t, channel) {
+                senders.register_tagged(t, channel, cx.waker());
+                return Poll::Pending;
+            }
             match c.send(channel, data) {
                 Ok(()) => {
-                    st.waiters(Wait::Send).remove(t);
+                    let senders = st.waiters(Wait::Send);
+                    senders.remove(t);
+                    // The next one may fit too.
+                    senders.wake_first(channel, &mut s.to_wake);
                     let now = s.now();
                     s.after_conn_op(h, now);
                     Poll::Ready(Ok(()))
                 }
                 Err(CoreSendError::WouldBlock(_)) => {
-                    st.waiters(Wait::Send).register(t, cx.waker());
+                    // Woken by the channel's `Writable` event.
+                    senders.register_tagged(t, channel, cx.waker());
                     Poll::Pending
                 }
                 Err(e) => {
-                    st.waiters(Wait::Send).remove(t);
+                    senders.remove(t);
+                    senders.wake_first(channel, &mut s.to_wake);
                     Poll::Ready(Err(st.send_error(e)))
                 }
             }
@@ -1281,7 +1297,12 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
     fn unregister(&self, k: ConnKey, w: Wait, t: &mut Option<u64>) {
         self.with(|s| {
             if let Some(st) = slot(&mut s.conns, k) {
-                st.waiters(w).remove(t);
+                let tag = st.waiters(w).remove(t);
+                // A sender dropped at the head of its channel's queue
+                // (perhaps just woken) hands its turn on.
+                if let (Wait::Send, Some(ch)) = (w, tag) {
+                    st.waiters(Wait::Send).wake_first(ch, &mut s.to_wake);
+                }
             }
         });
     }

@@ -181,6 +181,96 @@ async fn a_blocked_send_is_woken_by_credit() {
     .expect("test took too long");
 }
 
+/// Fills channel 0 of `conn` with 1000-byte messages until one waits
+/// (the window of `small()` then has 96 bytes free); how many went.
+async fn fill_channel(conn: &Connection) -> usize {
+    let mut queued = 0usize;
+    loop {
+        match timeout(Duration::from_millis(200), conn.send(0, vec![7u8; 1000])).await {
+            Ok(r) => {
+                r.unwrap();
+                queued += 1;
+            }
+            Err(_) => return queued,
+        }
+        assert!(queued < 100, "the window never filled");
+    }
+}
+
+/// Senders on one channel go first come, first served: a small message
+/// that would fit in what is left of the window waits behind a large one
+/// that was blocked before it, and arrives after it.
+#[tokio::test]
+async fn a_blocked_send_is_not_overtaken_on_its_channel() {
+    timeout(LIMIT, async {
+        let (_server, _client, conn, sc) = pair(small()).await;
+        let queued = fill_channel(&conn).await;
+        let c = conn.clone();
+        let large = tokio::spawn(async move { c.send(0, vec![8u8; 2000]).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let c = conn.clone();
+        let small = tokio::spawn(async move { c.send(0, &b"small"[..]).await });
+        // Another channel is not held up by channel 0's queue.
+        timeout(Duration::from_secs(5), conn.send(1, &b"other"[..]))
+            .await
+            .expect("a send on another channel waited")
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!large.is_finished(), "the large send did not wait for room");
+        assert!(
+            !small.is_finished(),
+            "the small send overtook the large one"
+        );
+        assert_eq!(&sc.recv_on(1).await.unwrap()[..], b"other");
+        for _ in 0..queued {
+            assert_eq!(sc.recv_on(0).await.unwrap(), Bytes::from(vec![7u8; 1000]));
+        }
+        for t in [large, small] {
+            timeout(Duration::from_secs(5), t)
+                .await
+                .expect("a blocked send was never woken")
+                .unwrap()
+                .unwrap();
+        }
+        assert_eq!(sc.recv_on(0).await.unwrap(), Bytes::from(vec![8u8; 2000]));
+        assert_eq!(&sc.recv_on(0).await.unwrap()[..], b"small");
+    })
+    .await
+    .expect("test took too long");
+}
+
+/// A sender that gives up at the head of its channel's queue hands its
+/// turn to the next one, which goes at once if its message fits.
+#[tokio::test]
+async fn a_cancelled_first_sender_lets_the_next_one_go() {
+    timeout(LIMIT, async {
+        let (_server, _client, conn, sc) = pair(small()).await;
+        let queued = fill_channel(&conn).await;
+        let c = conn.clone();
+        let large = tokio::spawn(async move { c.send(0, vec![8u8; 2000]).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let c = conn.clone();
+        let small = tokio::spawn(async move { c.send(0, &b"small"[..]).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !small.is_finished(),
+            "the small send overtook the large one"
+        );
+        large.abort();
+        timeout(Duration::from_secs(5), small)
+            .await
+            .expect("the next sender was not woken when the first gave up")
+            .unwrap()
+            .unwrap();
+        for _ in 0..queued {
+            assert_eq!(sc.recv_on(0).await.unwrap(), Bytes::from(vec![7u8; 1000]));
+        }
+        assert_eq!(&sc.recv_on(0).await.unwrap()[..], b"small");
+    })
+    .await
+    .expect("test took too long");
+}
+
 /// Dropping a blocked send loses only that message (it is never sent);
 /// dropping a waiting receive loses nothing; neither blocks later calls.
 #[tokio::test]
