@@ -127,6 +127,15 @@ impl WaitList {
         }
     }
 
+    /// Wakes the first future of every tag, leaving them in their places.
+    pub(crate) fn wake_firsts(&self, out: &mut ToWake) {
+        for (i, e) in self.list.iter().enumerate() {
+            if !self.list[..i].iter().any(|f| f.1 == e.1) {
+                out.push(e.2.clone());
+            }
+        }
+    }
+
     /// Wakes every waiting task (in the order they first waited); they
     /// poll again and register again if they must keep waiting.
     pub(crate) fn wake_all(&mut self, out: &mut ToWake) {

@@ -900,9 +900,11 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
                 st.wake(Wait::Channel, &mut self.to_wake);
             }
             Event::Readable(_) => st.wake(Wait::Recv, &mut self.to_wake),
-            // The first sender waiting on that channel (the others wait
-            // behind it).
-            Event::Writable(ch) => st.waiters(Wait::Send).wake_first(ch, &mut self.to_wake),
+            // The first sender waiting on each channel (the others wait
+            // behind it). Every channel's, not only this one's: the core
+            // signals a bounded number of channels per credit update, and
+            // a first sender that finds no room registers again.
+            Event::Writable(_) => st.waiters(Wait::Send).wake_firsts(&mut self.to_wake),
             Event::DatagramReceived => st.wake(Wait::Datagram, &mut self.to_wake),
             Event::Closed(why) => {
                 match why {
