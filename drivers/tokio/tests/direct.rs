@@ -197,6 +197,21 @@ async fn fill_channel(conn: &Connection) -> usize {
     }
 }
 
+type SendTask = tokio::task::JoinHandle<Result<(), tern_tokio::SendError>>;
+
+/// Fills channel 0, then starts a 2000-byte send (it waits for room) and,
+/// once that one waits, a 5-byte send that would fit in what is left;
+/// the 1000-byte messages queued and the two tasks.
+async fn large_then_small(conn: &Connection) -> (usize, SendTask, SendTask) {
+    let queued = fill_channel(conn).await;
+    let c = conn.clone();
+    let large = tokio::spawn(async move { c.send(0, vec![8u8; 2000]).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let c = conn.clone();
+    let small = tokio::spawn(async move { c.send(0, &b"small"[..]).await });
+    (queued, large, small)
+}
+
 /// Senders on one channel go first come, first served: a small message
 /// that would fit in what is left of the window waits behind a large one
 /// that was blocked before it, and arrives after it.
@@ -204,12 +219,7 @@ async fn fill_channel(conn: &Connection) -> usize {
 async fn a_blocked_send_is_not_overtaken_on_its_channel() {
     timeout(LIMIT, async {
         let (_server, _client, conn, sc) = pair(small()).await;
-        let queued = fill_channel(&conn).await;
-        let c = conn.clone();
-        let large = tokio::spawn(async move { c.send(0, vec![8u8; 2000]).await });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let c = conn.clone();
-        let small = tokio::spawn(async move { c.send(0, &b"small"[..]).await });
+        let (queued, large, small) = large_then_small(&conn).await;
         // Another channel is not held up by channel 0's queue.
         timeout(Duration::from_secs(5), conn.send(1, &b"other"[..]))
             .await
@@ -245,12 +255,7 @@ async fn a_blocked_send_is_not_overtaken_on_its_channel() {
 async fn a_cancelled_first_sender_lets_the_next_one_go() {
     timeout(LIMIT, async {
         let (_server, _client, conn, sc) = pair(small()).await;
-        let queued = fill_channel(&conn).await;
-        let c = conn.clone();
-        let large = tokio::spawn(async move { c.send(0, vec![8u8; 2000]).await });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let c = conn.clone();
-        let small = tokio::spawn(async move { c.send(0, &b"small"[..]).await });
+        let (queued, large, small) = large_then_small(&conn).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(
             !small.is_finished(),
