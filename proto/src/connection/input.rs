@@ -683,22 +683,24 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         }
     }
 
+    /// Queues `Writable` for every channel a refused send waits on that
+    /// has room again. A channel's wish is cleared only once its event is
+    /// queued: with the event queue full, the rest are signalled when
+    /// `poll_event` makes room (they used to be lost, and a sender waiting
+    /// for `Writable` waited for ever).
     pub(crate) fn signal_writable(&mut self) {
-        let mut ids = [0u32; 8];
-        let mut n = 0;
-        for ch in self.channels.iter_mut() {
-            if ch.want_writable
-                && ch.send.free() > 0
-                && !ch.send.is_blocked_by_credit()
-                && n < ids.len()
-            {
-                ch.want_writable = false;
-                ids[n] = ch.id;
-                n += 1;
+        self.writable_deferred = false;
+        for i in 0..self.channels.len() {
+            let ch = &self.channels[i];
+            if ch.want_writable && ch.send.free() > 0 && !ch.send.is_blocked_by_credit() {
+                let id = ch.id;
+                if self.push_event(Event::Writable(id)) {
+                    self.channels[i].want_writable = false;
+                } else {
+                    self.writable_deferred = !self.closed_signalled;
+                    return;
+                }
             }
-        }
-        for id in &ids[..n] {
-            self.push_event(Event::Writable(*id));
         }
     }
 

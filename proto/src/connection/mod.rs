@@ -240,6 +240,9 @@ pub struct Connection<
     pub(crate) largest_rx_at: Instant,
     pub(crate) ack_eliciting_unacked: u32,
     pub(crate) ack_at: Option<Instant>,
+    /// A `Writable` event found the event queue full: `poll_event` tries
+    /// again once it made room.
+    pub(crate) writable_deferred: bool,
     pub(crate) sent: SentQueue<SENT>,
     pub(crate) rtt: RttEstimator,
     pub(crate) cc: NewReno,
@@ -328,6 +331,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             rx_pns: RangeSet::new(),
             largest_rx_at: now,
             ack_eliciting_unacked: 0,
+            writable_deferred: false,
             ack_at: None,
             sent: SentQueue::new(),
             rtt: RttEstimator::new(config.initial_rtt),
@@ -478,7 +482,11 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
     /// The next event, if any. Poll until `None` after every input.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if self.writable_deferred && e.is_some() {
+            self.signal_writable();
+        }
+        e
     }
 
     /// Queues `e`; returns whether it is now queued (false when the queue

@@ -12,6 +12,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use std::vec::Vec;
 
+/// A connection with constrained windows and `CH` channels.
+type Conn<const CH: usize> = crate::Connection<crate::ConstrainedBytes, CH, 8>;
+
 fn client_addr() -> SocketAddr {
     "10.0.0.2:5000".parse().unwrap()
 }
@@ -33,14 +36,18 @@ fn pair(now: Instant) -> (ConstrainedConnection, ConstrainedConnection) {
 
 /// An established pair with `config` on both sides at `now`.
 fn pair_with(config: Config, now: Instant) -> (ConstrainedConnection, ConstrainedConnection) {
+    pair_of(config, now)
+}
+
+/// [`pair_with`] for connections of `CH` channels (constrained windows).
+fn pair_of<const CH: usize>(config: Config, now: Instant) -> (Conn<CH>, Conn<CH>) {
     let mut rng = ChaCha20Rng::from_seed([9; 32]);
     let creds = Credentials::default();
     let mut client =
-        ConstrainedConnection::connect(config.clone(), &creds, now, 1, server_addr(), &mut rng)
-            .unwrap();
+        Conn::<CH>::connect(config.clone(), &creds, now, 1, server_addr(), &mut rng).unwrap();
     let mut buf = [0u8; 1500];
     let t = client.poll_transmit(now, &mut buf).unwrap().unwrap();
-    let mut server = ConstrainedConnection::accept(
+    let mut server = Conn::<CH>::accept(
         config,
         &creds,
         now,
@@ -57,9 +64,9 @@ fn pair_with(config: Config, now: Instant) -> (ConstrainedConnection, Constraine
 
 /// Delivers packets both ways at `now` until both sides are quiet; the
 /// client's packets are lost unless `client_link`.
-fn exchange(
-    client: &mut ConstrainedConnection,
-    server: &mut ConstrainedConnection,
+fn exchange<const CH: usize>(
+    client: &mut Conn<CH>,
+    server: &mut Conn<CH>,
     now: Instant,
     client_link: bool,
 ) {
@@ -398,4 +405,49 @@ fn recv_any_takes_channels_in_turn() {
         .flat_map(|k| [(first, k), (1 - first, k)])
         .collect();
     assert_eq!(order, want);
+}
+
+/// A `Writable` event that found the event queue full (an application
+/// that reads its events late, on a connection with many channels) was
+/// lost with the channel's wish for it, so a sender waiting for it waited
+/// for ever. It is queued once `poll_event` makes room.
+#[test]
+fn writable_is_not_lost_when_the_event_queue_is_full() {
+    let now = Instant::ZERO;
+    let config = Config {
+        pattern: HandshakePattern::NN,
+        max_channels: 24,
+        ..Config::constrained()
+    };
+    let (mut client, mut server) = pair_of::<24>(config, now);
+    while client.poll_event().is_some() {}
+    // The client fills channel 0 until a send is refused...
+    let mut sent = 0;
+    while client.send(0, &[7; 200]).is_ok() {
+        sent += 1;
+    }
+    assert!(sent > 0);
+    // ...while the server opens 20 channels: their events fill the
+    // client's queue before the server's acknowledgements free room.
+    for ch in 1..21 {
+        server.send(ch, &[1]).unwrap();
+    }
+    let mut events = Vec::new();
+    for _ in 0..16 {
+        exchange(&mut client, &mut server, now, true);
+        while server.recv_any(&mut [0u8; 256]).unwrap().is_some() {}
+    }
+    assert!(
+        client.channels[0].send.free() > 0,
+        "the acknowledgements did not free room"
+    );
+    while let Some(e) = client.poll_event() {
+        events.push(e);
+    }
+    assert!(events.len() >= 16, "the queue never filled: {events:?}");
+    assert!(
+        events.contains(&Event::Writable(0)),
+        "Writable(0) lost: {events:?}"
+    );
+    assert!(client.send(0, &[8; 200]).is_ok());
 }
