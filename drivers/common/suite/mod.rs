@@ -17,7 +17,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tern_driver::{
     Config, Connection, ConnectionError, EndpointConfig, EndpointStats, Error, SendError, code,
     public_key,
@@ -390,6 +390,42 @@ pub async fn send_waits_for_a_reader_on<R: Runtime>(net: Net) {
     conn.send(0, &b"after"[..]).await.unwrap();
     assert_eq!(&sc.recv_on(0).await.unwrap()[..], b"after");
     conn.close(code::NO_ERROR, "").await.unwrap();
+}
+
+/// A test of both transports: a client with the wrong key for the server
+/// never connects over `net`, and the server accepts nothing; the server
+/// and the client.
+pub async fn wrong_server_key<R: Runtime>(net: Net) -> (R::Endpoint, R::Endpoint) {
+    let server = server::<R>(net, config());
+    let client = client::<R>(net, config());
+    let e = client
+        .connect(server.local_addr(), public_key(&[9; 32]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Closed(ConnectionError::HandshakeTimeout | ConnectionError::HandshakeFailed(_))
+        ),
+        "{e:?}"
+    );
+    assert!(server.stats().await.unwrap().core.accepted == 0);
+    (server, client)
+}
+
+/// Nothing listens at `addr`: a handshake from `client` times out, within
+/// the handshake timeout of [`config`] and some slack.
+pub async fn nothing_listens<R: Runtime>(client: &R::Endpoint, addr: SocketAddr) {
+    let start = Instant::now();
+    let e = client
+        .connect(addr, public_key(&SERVER_KEY))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Closed(ConnectionError::HandshakeTimeout)),
+        "{e:?}"
+    );
+    assert!(start.elapsed() < Duration::from_millis(2500));
 }
 
 /// The code and reason of a close by the peer.

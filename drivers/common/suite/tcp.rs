@@ -5,13 +5,14 @@
 //! counted, and the stream stays.
 
 use crate::suite::{
-    Endpoint, Net, Runtime, SERVER_KEY, client, config, connect, send_waits_for_a_reader_on, server,
+    Endpoint, Net, Runtime, config, connect, nothing_listens, send_waits_for_a_reader_on, server,
+    wrong_server_key,
 };
 use bytes::Bytes;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
-use tern_driver::{ConnectionError, Error, code, public_key};
+use tern_driver::code;
 
 /// This file's `#[test]`s on runtime `$rt`.
 macro_rules! tests {
@@ -52,31 +53,12 @@ pub async fn send_waits_for_a_reader_over_tcp<R: Runtime>() {
 }
 
 pub async fn wrong_key_and_no_listener_are_typed_errors<R: Runtime>() {
-    let server = server::<R>(Net::Tcp, config());
-    let client = client::<R>(Net::Tcp, config());
-    let e = client
-        .connect(server.local_addr(), public_key(&[9; 32]))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            Error::Closed(ConnectionError::HandshakeTimeout | ConnectionError::HandshakeFailed(_))
-        ),
-        "{e:?}"
-    );
+    let (server, client) = wrong_server_key::<R>(Net::Tcp).await;
     // Nothing listens: every stream is refused, the handshake times out.
     let addr = server.local_addr();
     server.shutdown().await;
     drop(server);
-    let e = client
-        .connect(addr, public_key(&SERVER_KEY))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(e, Error::Closed(ConnectionError::HandshakeTimeout)),
-        "{e:?}"
-    );
+    nothing_listens::<R>(&client, addr).await;
 }
 
 /// Writes `bytes` on a raw stream to the server; returns whether the
