@@ -1,9 +1,9 @@
 //! The drivers' test suite, written once for every runtime.
 //!
 //! `tern-tokio` and `tern-smol` include these files in their tests
-//! (`#[path]`): this module, and the test files `udp.rs`, `tcp.rs` and
-//! `load.rs`, each of which expands to its `#[test]`s for a runtime with
-//! its macro (`udp::tests!`, `tcp::tests!`, `load::test!`). A runtime supplies its parts through [`Runtime`]
+//! (`#[path]`): this module, and the test files `udp.rs`, `tcp.rs`,
+//! `direct.rs` and `load.rs`, each of which expands to its `#[test]`s for
+//! a runtime with its macro (`udp::tests!`, `load::test!`, ...). A runtime supplies its parts through [`Runtime`]
 //! (how a test runs, spawning, sleeping, blocking calls) and its endpoint
 //! type through [`Endpoint`] (see [`endpoint!`]). Nothing here is built
 //! into a driver: it is test code only.
@@ -39,6 +39,8 @@ pub trait Runtime: 'static {
     fn block_on_threaded(test: impl Future<Output = ()>);
     /// Spawns `task` on the runtime.
     fn spawn<T: Send + 'static>(task: impl Future<Output = T> + Send + 'static) -> Self::Task<T>;
+    /// Whether `task` has finished.
+    fn is_finished<T: Send + 'static>(task: &Self::Task<T>) -> bool;
     /// Waits for `d` on the runtime's timer.
     fn sleep(d: Duration) -> impl Future<Output = ()> + Send;
     /// Runs the blocking `f` on a thread where it blocks no task.
@@ -198,6 +200,24 @@ pub async fn timeout<R: Runtime, T>(
 pub async fn poll_once<F: Future>(fut: F) -> Option<F::Output> {
     let mut fut = pin!(fut);
     poll_fn(|cx| Poll::Ready(poll_once_now(fut.as_mut(), cx))).await
+}
+
+/// `fut`'s output if it is ready when first polled or, pending then, once
+/// the task was woken and polled again (other tasks may run between, and
+/// may wake `fut`); `None` (and `fut` dropped, cancelled) if not. Like a
+/// biased `select!` of a yield and `fut`.
+pub async fn poll_across_a_yield<F: Future>(fut: F) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(None);
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        fut.as_mut().poll(cx).map(Some)
+    })
+    .await
 }
 
 /// Lets other tasks run: pending once, woken at once.

@@ -28,6 +28,10 @@ impl Runtime for Smol {
         smol::spawn(task)
     }
 
+    fn is_finished<T: Send + 'static>(task: &smol::Task<T>) -> bool {
+        task.is_finished()
+    }
+
     async fn sleep(d: Duration) {
         async_io::Timer::after(d).await;
     }

@@ -55,6 +55,10 @@ impl Runtime for Tokio {
         Task(tokio::spawn(task))
     }
 
+    fn is_finished<T: Send + 'static>(task: &Task<T>) -> bool {
+        task.0.is_finished()
+    }
+
     fn sleep(d: Duration) -> impl Future<Output = ()> + Send {
         tokio::time::sleep(d)
     }
