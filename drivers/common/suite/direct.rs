@@ -4,7 +4,7 @@
 //! waits that lose nothing.
 
 use crate::suite::{
-    Endpoint, Net, Runtime, SERVER_KEY, client, poll_across_a_yield, server, timeout,
+    Endpoint, Net, Runtime, SERVER_KEY, client, fill, poll_across_a_yield, server, timeout,
 };
 use bytes::Bytes;
 use std::collections::HashSet;
@@ -53,6 +53,36 @@ fn small() -> Config {
     }
 }
 
+/// `senders` tasks each sending `each` messages of `size` bytes, tagged
+/// with the sender and the message's number, on channel `channel(sender)`.
+fn spawn_senders<R: Runtime>(
+    conn: &Connection,
+    senders: u32,
+    each: u32,
+    size: usize,
+    channel: fn(u32) -> u32,
+) -> Vec<R::Task<()>> {
+    (0..senders)
+        .map(|s| {
+            let c = conn.clone();
+            R::spawn(async move {
+                for i in 0..each {
+                    let mut m = vec![0u8; size];
+                    m[..4].copy_from_slice(&s.to_be_bytes());
+                    m[4..8].copy_from_slice(&i.to_be_bytes());
+                    c.send(channel(s), m).await.unwrap();
+                }
+            })
+        })
+        .collect()
+}
+
+/// The sender and number of a message from [`spawn_senders`].
+fn tag(m: &[u8]) -> (u32, u32) {
+    let word = |k: usize| u32::from_be_bytes(m[k..k + 4].try_into().unwrap());
+    (word(0), word(4))
+}
+
 /// Eight tasks send on four channels of one connection while eight tasks
 /// receive from it, on a multi-threaded runtime with small windows (so
 /// senders keep blocking and being woken): every message arrives exactly
@@ -61,20 +91,8 @@ pub async fn many_tasks_send_and_receive_on_one_connection<R: Runtime>() {
     let (_server, _client, conn, sc) = pair::<R>(small()).await;
     const SENDERS: u32 = 8;
     const EACH: u32 = 200;
-    let mut senders = Vec::new();
-    for s in 0..SENDERS {
-        let c = conn.clone();
-        senders.push(R::spawn(async move {
-            // Two senders per channel: order is per sender.
-            let channel = s % 4;
-            for i in 0..EACH {
-                let mut m = vec![0u8; 300];
-                m[..4].copy_from_slice(&s.to_be_bytes());
-                m[4..8].copy_from_slice(&i.to_be_bytes());
-                c.send(channel, m).await.unwrap();
-            }
-        }));
-    }
+    // Two senders per channel: order is per sender.
+    let senders = spawn_senders::<R>(&conn, SENDERS, EACH, 300, |s| s % 4);
     // The receivers hand what they take to this task.
     let taken = Arc::new(Mutex::new(Vec::new()));
     let mut receivers = Vec::new();
@@ -95,8 +113,7 @@ pub async fn many_tasks_send_and_receive_on_one_connection<R: Runtime>() {
             R::sleep(Duration::from_millis(2)).await;
         }
         for (ch, m) in batch {
-            let s = u32::from_be_bytes(m[..4].try_into().unwrap());
-            let i = u32::from_be_bytes(m[4..8].try_into().unwrap());
+            let (s, i) = tag(&m);
             assert_eq!(ch, s % 4, "message on its sender's channel");
             assert!(seen.insert((s, i)), "message {s}/{i} twice");
             next[s as usize] = next[s as usize].max(i + 1);
@@ -119,23 +136,12 @@ pub async fn concurrent_senders_keep_their_own_order<R: Runtime>() {
     let (_server, _client, conn, sc) = pair::<R>(small()).await;
     const SENDERS: u32 = 4;
     const EACH: u32 = 300;
-    let mut tasks = Vec::new();
-    for s in 0..SENDERS {
-        let c = conn.clone();
-        tasks.push(R::spawn(async move {
-            for i in 0..EACH {
-                let mut m = vec![0u8; 500];
-                m[..4].copy_from_slice(&s.to_be_bytes());
-                m[4..8].copy_from_slice(&i.to_be_bytes());
-                c.send(0, m).await.unwrap();
-            }
-        }));
-    }
+    let tasks = spawn_senders::<R>(&conn, SENDERS, EACH, 500, |_| 0);
     let mut next = [0u32; SENDERS as usize];
     for _ in 0..SENDERS * EACH {
         let m = sc.recv_on(0).await.unwrap();
-        let s = u32::from_be_bytes(m[..4].try_into().unwrap()) as usize;
-        let i = u32::from_be_bytes(m[4..8].try_into().unwrap());
+        let (s, i) = tag(&m);
+        let s = s as usize;
         assert_eq!(i, next[s], "sender {s} out of order");
         next[s] += 1;
     }
@@ -169,18 +175,8 @@ pub async fn a_blocked_send_is_woken_by_credit<R: Runtime>() {
 
 /// Fills channel 0 of `conn` with 1000-byte messages until one waits
 /// (the window of `small()` then has 96 bytes free); how many went.
-async fn fill_channel<R: Runtime>(conn: &Connection) -> usize {
-    let mut queued = 0usize;
-    loop {
-        match timeout::<R, _>(Duration::from_millis(200), conn.send(0, vec![7u8; 1000])).await {
-            Ok(r) => {
-                r.unwrap();
-                queued += 1;
-            }
-            Err(_) => return queued,
-        }
-        assert!(queued < 100, "the window never filled");
-    }
+async fn fill_channel<R: Runtime>(conn: &Connection) -> u32 {
+    fill::<R>(conn, 0, Duration::from_millis(200), |_| vec![7u8; 1000]).await
 }
 
 type SendTask<R> = <R as Runtime>::Task<Result<(), SendError>>;
@@ -188,7 +184,7 @@ type SendTask<R> = <R as Runtime>::Task<Result<(), SendError>>;
 /// Fills channel 0, then starts a 2000-byte send (it waits for room) and,
 /// once that one waits, a 5-byte send that would fit in what is left;
 /// the 1000-byte messages queued and the two tasks.
-async fn large_then_small<R: Runtime>(conn: &Connection) -> (usize, SendTask<R>, SendTask<R>) {
+async fn large_then_small<R: Runtime>(conn: &Connection) -> (u32, SendTask<R>, SendTask<R>) {
     let queued = fill_channel::<R>(conn).await;
     let c = conn.clone();
     let large = R::spawn(async move { c.send(0, vec![8u8; 2000]).await });
@@ -263,18 +259,10 @@ pub async fn cancelled_blocked_calls_lose_nothing<R: Runtime>() {
             .await
             .is_err()
     );
-    let mut queued = 0u32;
-    loop {
-        let m = queued.to_be_bytes().repeat(250);
-        match timeout::<R, _>(Duration::from_millis(200), conn.send(1, m)).await {
-            Ok(r) => {
-                r.unwrap();
-                queued += 1;
-            }
-            Err(_) => break,
-        }
-        assert!(queued < 100, "the window never filled");
-    }
+    let queued = fill::<R>(&conn, 1, Duration::from_millis(200), |n| {
+        n.to_be_bytes().repeat(250)
+    })
+    .await;
     // The send that timed out above was cancelled while blocked: its
     // message must never arrive. Many more cancelled ones, too.
     for _ in 0..20 {

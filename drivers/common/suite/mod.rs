@@ -392,18 +392,7 @@ pub async fn send_waits_for_a_reader_on<R: Runtime>(net: Net) {
     assert_eq!(queued.load(Ordering::SeqCst), N);
 
     // A cancelled send does not block the channel for the next one.
-    let blocked = {
-        let mut n = 0;
-        loop {
-            match timeout::<R, _>(Duration::from_millis(100), conn.send(0, vec![1u8; 1000])).await {
-                Ok(r) => {
-                    r.unwrap();
-                    n += 1;
-                }
-                Err(_) => break n,
-            }
-        }
-    };
+    let blocked = fill::<R>(&conn, 0, Duration::from_millis(100), |_| vec![1u8; 1000]).await;
     for _ in 0..blocked {
         sc.recv_on(0).await.unwrap();
     }
@@ -446,6 +435,28 @@ pub async fn nothing_listens<R: Runtime>(client: &R::Endpoint, addr: SocketAddr)
         "{e:?}"
     );
     assert!(start.elapsed() < Duration::from_millis(2500));
+}
+
+/// Sends `message(n)` for n = 0, 1, ... on `channel` until a send waits
+/// longer than `wait` (it is cancelled: the windows are full); how many
+/// went.
+pub async fn fill<R: Runtime>(
+    conn: &Connection,
+    channel: u32,
+    wait: Duration,
+    message: impl Fn(u32) -> Vec<u8>,
+) -> u32 {
+    let mut queued = 0;
+    loop {
+        match timeout::<R, _>(wait, conn.send(channel, message(queued))).await {
+            Ok(r) => {
+                r.unwrap();
+                queued += 1;
+            }
+            Err(()) => return queued,
+        }
+        assert!(queued < 100, "the window never filled");
+    }
 }
 
 /// The code and reason of a close by the peer.
