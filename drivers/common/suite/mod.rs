@@ -3,10 +3,13 @@
 //! `tern-tokio` and `tern-smol` include these files in their tests
 //! (`#[path]`): this module, and the test files `udp.rs`, `tcp.rs`,
 //! `direct.rs` and `load.rs`, each of which expands to its `#[test]`s for
-//! a runtime with its macro (`udp::tests!`, `load::test!`, ...). A runtime supplies its parts through [`Runtime`]
-//! (how a test runs, spawning, sleeping, blocking calls) and its endpoint
-//! type through [`Endpoint`] (see [`endpoint!`]). Nothing here is built
-//! into a driver: it is test code only.
+//! a runtime with its macro (`udp::tests!`, `load::test!`, ...), so that
+//! every test runs on both runtimes. A runtime supplies its parts through
+//! [`Runtime`] (how a test runs, spawning, sleeping, blocking calls) and
+//! its endpoint type through [`Endpoint`] (see [`endpoint!`]), in its
+//! crate's `tests/runtime/mod.rs`. Nothing here is built into a driver:
+//! it is test code only (not a Cargo target: `tern-driver` builds none of
+//! it).
 #![allow(dead_code)] // each test binary uses part of it
 
 use bytes::Bytes;
@@ -135,7 +138,7 @@ macro_rules! endpoint {
 pub(crate) use endpoint;
 
 /// One `#[test]` per async test function `$name::<$rt>` of module `$m`,
-/// run on `$rt` by `$runner` ([`run`] or [`run_threaded`]).
+/// run on `$rt` by `$runner` ([`run`], [`run_threaded`] or [`run_load`]).
 macro_rules! tests {
     ($rt:ty, $m:ident: $($runner:ident $name:ident),* $(,)?) => {$(
         #[test]
