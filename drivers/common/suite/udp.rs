@@ -8,6 +8,9 @@ use crate::suite::{
     yield_now,
 };
 use bytes::Bytes;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 use tern_driver::{Connection, ConnectionError, Error, SendError, code, public_key};
 
@@ -19,6 +22,7 @@ macro_rules! tests {
             run messages_before_a_close_are_still_received,
             run send_waits_for_a_reader,
             run a_dropped_server_closes_its_clients,
+            run a_server_gone_silent_ends_in_idle_timeout,
             run shutdown_closes_every_connection_and_waits,
             run wrong_server_key_never_connects,
             run bulk_both_ways_with_batched_sends,
@@ -168,6 +172,89 @@ pub async fn a_dropped_server_closes_its_clients<R: Runtime>() {
     // handshake times out.
     R::sleep(Duration::from_millis(200)).await;
     nothing_listens::<R>(&client, addr).await;
+}
+
+/// The server goes silent without a word (its packets, and the client's,
+/// vanish on the way, as when it crashed): the client's connection ends
+/// in an idle timeout, within the idle timeout of [`config`] and some
+/// slack, and says so on every later call.
+pub async fn a_server_gone_silent_ends_in_idle_timeout<R: Runtime>() {
+    let server = server::<R>(Net::Udp, config());
+    let relay = Relay::start(server.local_addr());
+    let client = client::<R>(Net::Udp, config());
+    let conn = client
+        .connect(relay.addr, public_key(&SERVER_KEY))
+        .await
+        .unwrap();
+    let echoing = R::spawn(echo::<R>(server.accept().await.unwrap()));
+    conn.send(0, &b"ping"[..]).await.unwrap();
+    assert_eq!(&conn.recv().await.unwrap().1[..], b"ping");
+
+    relay.state.store(Relay::SILENT, Ordering::SeqCst);
+    let start = Instant::now();
+    let end = conn.recv().await.unwrap_err();
+    assert!(
+        matches!(end, Error::Closed(ConnectionError::IdleTimeout)),
+        "{end:?}"
+    );
+    let took = start.elapsed();
+    assert!(took <= Duration::from_millis(2500), "took {took:?}");
+    assert!(matches!(
+        conn.send(0, &b"x"[..]).await,
+        Err(SendError::Closed(Error::Closed(
+            ConnectionError::IdleTimeout
+        )))
+    ));
+    drop(echoing);
+}
+
+/// A UDP relay on its own thread between one client and `server`, until
+/// it goes [`SILENT`](Self::SILENT): then it takes every packet and sends
+/// none (its socket stays, so nobody is told).
+struct Relay {
+    addr: SocketAddr,
+    state: Arc<AtomicU8>,
+}
+
+impl Relay {
+    const FORWARD: u8 = 0;
+    const SILENT: u8 = 1;
+    const GONE: u8 = 2;
+
+    fn start(server: SocketAddr) -> Relay {
+        let socket = std::net::UdpSocket::bind(loopback()).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let state = Arc::new(AtomicU8::new(Relay::FORWARD));
+        let st = state.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let mut client = None;
+            while st.load(Ordering::SeqCst) != Relay::GONE {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue; // the read timeout: look at the state again
+                };
+                let to = if from == server {
+                    client
+                } else {
+                    client = Some(from);
+                    Some(server)
+                };
+                if let (Some(to), Relay::FORWARD) = (to, st.load(Ordering::SeqCst)) {
+                    let _ = socket.send_to(&buf[..n], to);
+                }
+            }
+        });
+        Relay { addr, state }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.state.store(Relay::GONE, Ordering::SeqCst);
+    }
 }
 
 pub async fn shutdown_closes_every_connection_and_waits<R: Runtime>() {
