@@ -462,6 +462,26 @@ pub async fn fill<R: Runtime>(
     }
 }
 
+/// `conn`'s peer went silent: the connection ends in an idle timeout,
+/// within the idle timeout of [`config`] and some slack, and says so on
+/// every later call.
+pub async fn ends_in_idle_timeout(conn: &Connection) {
+    let start = Instant::now();
+    let end = conn.recv().await.unwrap_err();
+    assert!(
+        matches!(end, Error::Closed(ConnectionError::IdleTimeout)),
+        "{end:?}"
+    );
+    let took = start.elapsed();
+    assert!(took <= Duration::from_millis(2500), "took {took:?}");
+    assert!(matches!(
+        conn.send(0, &b"x"[..]).await,
+        Err(SendError::Closed(Error::Closed(
+            ConnectionError::IdleTimeout
+        )))
+    ));
+}
+
 /// The code and reason of a close by the peer.
 pub fn peer_closed(e: &Error) -> Option<(u32, String)> {
     match e {
