@@ -511,11 +511,11 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         self.flight_kept = false;
         self.confirm(now);
         self.hs_retx_at = None;
-        if self.rx_pns.insert(pn, pn + 1).is_err() {
+        let largest = self.rx_pns.insert_value(pn).unwrap_or_else(|_| {
             self.rx_pns.drop_first();
-            let _ = self.rx_pns.insert(pn, pn + 1);
-        }
-        if self.rx_pns.last().is_some_and(|(_, e)| e == pn + 1) {
+            self.rx_pns.insert_value(pn).unwrap_or(false)
+        });
+        if largest {
             self.largest_rx_at = now;
         }
         if eliciting {
