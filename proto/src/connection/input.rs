@@ -579,7 +579,12 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             Frame::Padding | Frame::Ping => {}
             Frame::Ack(ack) => self.on_ack(now, &ack),
             Frame::Message(m) => {
-                let Some(i) = self.channel_or_create(m.channel, true) else {
+                // The lookup inline; only a new channel takes the call.
+                let i = match self.channel_index(m.channel) {
+                    Some(i) => Some(i),
+                    None => self.channel_or_create(m.channel, true),
+                };
+                let Some(i) = i else {
                     // The channel table is full (more channels than this
                     // connection type holds): refuse rather than lose data.
                     self.violation(now, code::INTERNAL, "channel table full");
