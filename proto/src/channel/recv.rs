@@ -116,6 +116,7 @@ impl<B: ByteStore> RecvChannel<B> {
 
     /// First message end in `[from, to)`: the summary says which words
     /// of the ends bitmap to search. A store not allocated yet has none.
+    #[inline(never)]
     fn find_end(&self, from: u64, to: u64) -> Option<u64> {
         let bytes = self.store.bytes();
         let slice = |(start, end): (usize, usize)| {
@@ -273,13 +274,13 @@ impl<B: ByteStore> RecvChannel<B> {
 
     /// The first message end in `[scanned.max(base), limit.min(contiguous))`,
     /// plus one, from [`first_end`](Self::first_end) when it is known.
+    #[inline]
     fn peek_end_within(&self, limit: u64) -> Option<u64> {
         let limit = limit.min(self.contiguous);
         match self.first_end {
-            UNKNOWN => {
-                let o = self.scanned.max(self.base);
-                self.find_end(o, limit).map(|end| end + 1)
-            }
+            UNKNOWN => self
+                .find_end(self.scanned.max(self.base), limit)
+                .map(|end| end + 1),
             e => (e < limit).then_some(e + 1),
         }
     }

@@ -540,14 +540,14 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         // By index, not `into_iter`: moving the vector out copied all of
         // its slots (hundreds of bytes) for every packet.
         for f in kept.iter() {
-            self.apply(now, *f);
+            self.apply(now, f);
             if self.state == State::Closed {
                 return Ok(());
             }
         }
         if let Some(at) = rest_at {
             for f in FrameDecoder::new(&plain[at..]).flatten() {
-                self.apply(now, f);
+                self.apply(now, &f);
                 if self.state == State::Closed {
                     break;
                 }
@@ -574,8 +574,10 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         }
     }
 
-    fn apply(&mut self, now: Instant, f: Frame<'_>) {
-        match f {
+    /// Acts on one validated frame (by reference: frames are kept as
+    /// decoded, and copying each one again cost more than reading it).
+    fn apply(&mut self, now: Instant, f: &Frame<'_>) {
+        match *f {
             Frame::Padding | Frame::Ping => {}
             Frame::Ack(ack) => self.on_ack(now, &ack),
             Frame::Message(m) => {
