@@ -477,6 +477,12 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         let mut frames = FrameDecoder::new(plain);
         loop {
             let at = frames.position();
+            // The end of the plaintext, without a call that says so (the
+            // decoder stops there too; after an error this loop has
+            // returned already).
+            if at >= plain.len() {
+                break;
+            }
             let Some(f) = frames.next() else {
                 break;
             };
