@@ -124,6 +124,7 @@ impl<const N: usize> RangeSet<N> {
     /// Adds the single value `v`, as `insert(v, v + 1)` does; on success,
     /// whether `v` is now the highest value. The common case first:
     /// `v` extends the highest range by one.
+    #[inline]
     pub fn insert_value(&mut self, v: u64) -> Result<bool, Full> {
         let end = v.saturating_add(1);
         if let Some(last) = self.len.checked_sub(1).map(|i| &mut self.ranges[i])

@@ -73,6 +73,7 @@ impl ReplayWindow {
 
     /// Records `pn` as received. Returns false (and changes nothing) if it
     /// was a duplicate or too old.
+    #[inline]
     pub fn mark(&mut self, pn: u64) -> bool {
         if pn == self.top {
             // The next packet in order (the common case): its bit, last
