@@ -121,6 +121,23 @@ impl<const N: usize> RangeSet<N> {
         Ok(())
     }
 
+    /// Adds the single value `v`, as `insert(v, v + 1)` does; on success,
+    /// whether `v` is now the highest value. The common case first:
+    /// `v` extends the highest range by one.
+    #[inline]
+    pub fn insert_value(&mut self, v: u64) -> Result<bool, Full> {
+        let end = v.saturating_add(1);
+        if let Some(last) = self.len.checked_sub(1).map(|i| &mut self.ranges[i])
+            && last.1 == v
+            && v < end
+        {
+            last.1 = end;
+            return Ok(true);
+        }
+        self.insert(v, end)?;
+        Ok(self.last().is_some_and(|(_, e)| e == end))
+    }
+
     /// Removes `[start, end)`. Splitting a range may need one more slot; if
     /// there is none, the lower piece is kept and the upper dropped (callers
     /// use removal only where forgetting is safe). Returns whether anything
@@ -239,6 +256,31 @@ mod tests {
                 let v: std::vec::Vec<_> = r.iter().collect();
                 for w in v.windows(2) { prop_assert!(w[0].1 < w[1].0); }
                 for (s, e) in v { prop_assert!(s < e); }
+            }
+        }
+
+        /// `insert_value(v)` does what `insert(v, v + 1)` does, and says
+        /// whether `v` is then the highest value; mostly in order, with
+        /// gaps, repeats, older values and a full set.
+        #[test]
+        fn insert_value_matches_insert(steps in proptest::collection::vec((0u8..8, 0u64..6), 1..200)) {
+            let (mut a, mut b) = (RangeSet::<4>::new(), RangeSet::<4>::new());
+            let mut v = 0u64;
+            for (kind, d) in steps {
+                v = match kind {
+                    0..=4 => v + 1,
+                    5 => v + 1 + d,
+                    6 => v.saturating_sub(d),
+                    _ => v,
+                };
+                let r = a.insert_value(v);
+                let expect = b.insert(v, v + 1).map(|()| b.last().is_some_and(|(_, e)| e == v + 1));
+                prop_assert_eq!(r, expect);
+                prop_assert_eq!(&a, &b);
+                if kind == 7 && d == 0 {
+                    a.drop_first();
+                    b.drop_first();
+                }
             }
         }
 

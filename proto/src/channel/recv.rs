@@ -2,7 +2,10 @@
 //!
 //! The store holds the window's bytes as a ring, followed by two bitmaps
 //! over the same ring positions: which bytes were received, and which bytes
-//! end a message. Bitmaps never run out of room, so any fragment inside the
+//! end a message; then a summary of the second, one bit per 64-bit word of
+//! it, set exactly when that word has a bit set, so looking for the next
+//! message end passes over 4096 bytes of stream per summary word instead
+//! of 64. Bitmaps never run out of room, so any fragment inside the
 //! credit can always be stored: a packet the receiver acknowledges is never
 //! dropped for lack of bookkeeping, and a hole at the front can always be
 //! filled (no reassembly deadlock).
@@ -20,8 +23,30 @@ pub enum RecvError {
 
 /// Store bytes needed for a receive window of `window` bytes.
 pub const fn recv_store_len(window: usize) -> usize {
-    window + 2 * window.div_ceil(8)
+    window + 2 * window.div_ceil(8) + window.div_ceil(64).div_ceil(8)
 }
+
+/// The largest window whose ring and bitmaps fit `cap` store bytes.
+#[cold]
+#[inline(never)]
+fn window_for(cap: usize) -> usize {
+    let mut w = cap * 4 / 5;
+    while recv_store_len(w) > cap {
+        w -= 1;
+    }
+    w
+}
+
+/// Bitmap of received bytes.
+const RECEIVED: usize = 0;
+/// Bitmap of message ends.
+const ENDS: usize = 1;
+/// Summary of [`ENDS`]: bit `k` is set exactly when its word `k` (ring
+/// positions `64k..64k + 64`) has a bit set.
+const SUMMARY: usize = 2;
+
+/// `first_end` when the first end is not known.
+const UNKNOWN: u64 = u64::MAX;
 
 /// Incoming stream state of one channel.
 pub struct RecvChannel<B: ByteStore> {
@@ -36,6 +61,11 @@ pub struct RecvChannel<B: ByteStore> {
     /// No received bit is set at or beyond `marked` (in-order data sets
     /// none, so reads of it have none to clear).
     marked: u64,
+    /// The lowest offset at or beyond `scanned.max(base)` whose end bit
+    /// is set, if known ([`UNKNOWN`]: not known, look for it). Saves
+    /// looking again on every packet for the message-size check and
+    /// `peek_len`. (Not an `Option`: eight bytes less per channel.)
+    first_end: u64,
     /// Highest offset received (for connection-level accounting).
     highest: u64,
     /// Credit advertised to the peer: data must lie below it.
@@ -46,14 +76,17 @@ pub struct RecvChannel<B: ByteStore> {
 impl<B: ByteStore> RecvChannel<B> {
     /// A channel with a receive window of `window` bytes (also the first
     /// credit) accepting messages of up to `max_message` bytes.
+    // Not inlined: channels are made once; their callers stay small.
+    #[inline(never)]
     pub fn new(window: usize, max_message: usize) -> Self {
         let store = B::new(recv_store_len(window));
-        // A fixed store smaller than asked for shrinks the window to fit.
+        // A fixed store smaller than asked for shrinks the window to fit
+        // (with its bitmaps whole).
         let cap = store.capacity();
         let window = if cap >= recv_store_len(window) {
             window
         } else {
-            cap * 4 / 5
+            window_for(cap)
         };
         RecvChannel {
             store,
@@ -62,6 +95,7 @@ impl<B: ByteStore> RecvChannel<B> {
             contiguous: 0,
             scanned: 0,
             marked: 0,
+            first_end: UNKNOWN,
             highest: 0,
             max_data: window as u64,
             max_message: max_message.min(window) as u64,
@@ -72,7 +106,36 @@ impl<B: ByteStore> RecvChannel<B> {
     fn map_range(&self, map: usize) -> (usize, usize) {
         let w = self.window as usize;
         let start = w + map * w.div_ceil(8);
-        (start, start + w.div_ceil(8))
+        let len = if map == SUMMARY {
+            w.div_ceil(64).div_ceil(8)
+        } else {
+            w.div_ceil(8)
+        };
+        (start, start + len)
+    }
+
+    /// First message end in `[from, to)`: the summary says which words
+    /// of the ends bitmap to search. A store not allocated yet has none.
+    #[inline(never)]
+    fn find_end(&self, from: u64, to: u64) -> Option<u64> {
+        let bytes = self.store.bytes();
+        let slice = |(start, end): (usize, usize)| {
+            let end = end.min(bytes.len());
+            &bytes[start.min(end)..end]
+        };
+        let ends = slice(self.map_range(ENDS));
+        let summary = slice(self.map_range(SUMMARY));
+        let mut o = from;
+        while o < to {
+            let i = (o % self.window) as usize;
+            // The part of the range before the ring wraps.
+            let n = (to - o).min(self.window - i as u64) as usize;
+            if let Some(k) = find_end_in(ends, summary, i, i + n) {
+                return Some(o + (k - i) as u64);
+            }
+            o += n as u64;
+        }
+        None
     }
 
     /// First offset in `[from, to)` whose bit in `map` equals `want`. A
@@ -110,18 +173,32 @@ impl<B: ByteStore> RecvChannel<B> {
         }
     }
 
-    /// Sets or clears the one bit of `map` for offset `o` (a message end:
-    /// the common single-bit case of [`set_bits`](Self::set_bits)).
+    /// Sets or clears the end bit for offset `o`, and its word's summary
+    /// bit: set with it, cleared once the word has no bit left.
     #[inline]
-    fn set_bit(&mut self, map: usize, o: u64, value: bool) {
-        let (start, end) = self.map_range(map);
+    fn set_end(&mut self, o: u64, value: bool) {
+        let (ends, sum) = (self.map_range(ENDS), self.map_range(SUMMARY).0);
         let i = (o % self.window) as usize;
+        let (k, bit) = (i / 64, 1u8 << (i % 8));
         let bytes = self.store.bytes_mut();
-        if let Some(b) = bytes.get_mut(start + i / 8).filter(|_| start + i / 8 < end) {
-            if value {
-                *b |= 1 << (i % 8);
+        let Some(map) = bytes.get_mut(ends.0..ends.1) else {
+            return;
+        };
+        let Some(b) = map.get_mut(i / 8) else {
+            return;
+        };
+        let sum_bit = if value {
+            *b |= bit;
+            true
+        } else {
+            *b &= !bit;
+            word(map, k) != 0
+        };
+        if let Some(s) = bytes.get_mut(sum + k / 8) {
+            if sum_bit {
+                *s |= 1 << (k % 8);
             } else {
-                *b &= !(1 << (i % 8));
+                *s &= !(1 << (k % 8));
             }
         }
     }
@@ -160,7 +237,7 @@ impl<B: ByteStore> RecvChannel<B> {
             // no bits (the common, in-order case). Reads clear the bits of
             // what they consume either way.
             if start > self.contiguous {
-                self.set_bits(0, start, end, true);
+                self.set_bits(RECEIVED, start, end, true);
                 self.marked = self.marked.max(end);
             }
         }
@@ -169,7 +246,12 @@ impl<B: ByteStore> RecvChannel<B> {
         // anyway: leaving it out keeps every end bit at or beyond
         // `scanned`, so a read clears only its message's own end bit.
         if fin && end > self.scanned.max(self.base) {
-            self.set_bit(1, end - 1, true);
+            self.set_end(end - 1, true);
+            // A known first end stays the first unless this one is lower;
+            // an unknown one stays unknown (the search finds the lowest).
+            if self.first_end != UNKNOWN {
+                self.first_end = self.first_end.min(end - 1);
+            }
         }
         let grew = end.saturating_sub(self.highest);
         self.highest = self.highest.max(end);
@@ -179,26 +261,43 @@ impl<B: ByteStore> RecvChannel<B> {
         }
         if self.contiguous < self.highest {
             self.contiguous = self
-                .find_bit(0, self.contiguous, self.highest, false)
+                .find_bit(RECEIVED, self.contiguous, self.highest, false)
                 .unwrap_or(self.highest);
         }
         if self.contiguous - self.base > self.max_message
-            && self.peek_end_within(self.base + self.max_message).is_none()
+            && self.find_end_within(self.base + self.max_message).is_none()
         {
             return Err(RecvError::MessageTooLarge);
         }
         Ok(grew)
     }
 
+    /// The first message end in `[scanned.max(base), limit.min(contiguous))`,
+    /// plus one, from [`first_end`](Self::first_end) when it is known.
+    #[inline]
     fn peek_end_within(&self, limit: u64) -> Option<u64> {
-        let o = self.scanned.max(self.base);
         let limit = limit.min(self.contiguous);
-        self.find_bit(1, o, limit, true).map(|end| end + 1)
+        match self.first_end {
+            UNKNOWN => self
+                .find_end(self.scanned.max(self.base), limit)
+                .map(|end| end + 1),
+            e => (e < limit).then_some(e + 1),
+        }
+    }
+
+    /// [`peek_end_within`](Self::peek_end_within), remembering an end the
+    /// scan found as the first one.
+    fn find_end_within(&mut self, limit: u64) -> Option<u64> {
+        let end = self.peek_end_within(limit);
+        if let Some(end) = end {
+            self.first_end = end - 1;
+        }
+        end
     }
 
     /// Length of the next complete message, if there is one.
     pub fn peek_len(&mut self) -> Option<usize> {
-        match self.peek_end_within(self.contiguous) {
+        match self.find_end_within(self.contiguous) {
             Some(end) => {
                 self.scanned = end - 1;
                 Some((end - self.base) as usize)
@@ -243,13 +342,15 @@ impl<B: ByteStore> RecvChannel<B> {
     fn consume(&mut self, len: usize) {
         let end = self.base + len as u64;
         if self.base < self.marked {
-            self.set_bits(0, self.base, end.min(self.marked), false);
+            self.set_bits(RECEIVED, self.base, end.min(self.marked), false);
         }
         // No end bit lies in `[base, end - 1)`: the scan found `end - 1`
         // first, and none is ever set behind `scanned` (see `insert`).
-        self.set_bit(1, end - 1, false);
+        self.set_end(end - 1, false);
         self.base = end;
         self.scanned = end;
+        // That was the first end; the next one is not known yet.
+        self.first_end = UNKNOWN;
     }
 
     /// Frees the buffer if everything received was read. Not done on
@@ -260,6 +361,7 @@ impl<B: ByteStore> RecvChannel<B> {
     pub fn release_if_drained(&mut self) {
         if self.highest == self.base {
             self.store.release();
+            self.first_end = UNKNOWN;
         }
     }
 
@@ -284,6 +386,36 @@ impl<B: ByteStore> RecvChannel<B> {
     /// The credit last advertised.
     pub fn max_data(&self) -> u64 {
         self.max_data
+    }
+
+    /// Forgets the first end, so the next look scans (the path without
+    /// the shortcut, for the equivalence test).
+    #[cfg(test)]
+    fn forget_first_end(&mut self) {
+        self.first_end = UNKNOWN;
+    }
+
+    /// Whether each summary bit says exactly whether its word of the ends
+    /// bitmap has a bit set.
+    #[cfg(test)]
+    fn summary_is_exact(&self) -> bool {
+        let bytes = self.store.bytes();
+        let (start, end) = self.map_range(ENDS);
+        let (sum, _) = self.map_range(SUMMARY);
+        (0..(self.window as usize).div_ceil(64)).all(|k| {
+            let w = bytes.get(start + 8 * k..(start + 8 * k + 8).min(end));
+            let any = w.is_some_and(|w| w.iter().any(|&x| x != 0));
+            any == bytes.get(sum..).is_some_and(|s| get_bit(s, k))
+        })
+    }
+
+    /// The lowest end bit set at or beyond `scanned.max(base)`, bit by bit.
+    #[cfg(test)]
+    fn first_end_by_scan(&self) -> Option<u64> {
+        let (start, _) = self.map_range(ENDS);
+        let bits = self.store.bytes().get(start..).unwrap_or(&[]);
+        (self.scanned.max(self.base)..self.base + self.window)
+            .find(|&o| get_bit(bits, (o % self.window) as usize))
     }
 
     /// Highest offset received (for the flow-control model test).
@@ -327,6 +459,18 @@ fn find_in(bits: &[u8], from: usize, to: usize, want: bool) -> Option<usize> {
     }
     // Bits equal to `want` become ones.
     let flip = |x: u64| if want { x } else { !x };
+    // Blocks of 64 bytes first: one holding no such bit is passed over
+    // with a few vector instructions (the OR of its bytes); the first
+    // block holding one is searched by word below.
+    let blocks = to.saturating_sub(i) / 512;
+    if let Some(run) = bits.get(i / 8..i / 8 + 64 * blocks) {
+        for b in run.chunks_exact(64) {
+            if b.iter().fold(0u8, |a, &x| a | if want { x } else { !x }) != 0 {
+                break;
+            }
+            i += 512;
+        }
+    }
     // Whole words: `i` is a multiple of 8 here.
     let words = to.saturating_sub(i) / 64;
     if let Some(run) = bits.get(i / 8..i / 8 + 8 * words) {
@@ -348,6 +492,65 @@ fn find_in(bits: &[u8], from: usize, to: usize, want: bool) -> Option<usize> {
         i += 8;
     }
     (i..to).find(|&k| get_bit(bits, k) == want)
+}
+
+/// Word `k` of a bitmap (bit `64k + j` is bit `j`); bytes past the slice
+/// read as clear.
+#[inline]
+fn word(bits: &[u8], k: usize) -> u64 {
+    let at = 8 * k;
+    if let Some(w) = bits.get(at..at + 8) {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        return u64::from_le_bytes(a);
+    }
+    let mut a = [0u8; 8];
+    if let Some(w) = bits.get(at..) {
+        a[..w.len()].copy_from_slice(w);
+    }
+    u64::from_le_bytes(a)
+}
+
+/// First set bit of `bits` in `[from, last]`, a word at a time.
+#[inline]
+fn next_set(bits: &[u8], from: usize, last: usize) -> Option<usize> {
+    if from > last {
+        return None;
+    }
+    let mut k = from / 64;
+    let mut x = word(bits, k) & (!0u64 << (from % 64));
+    loop {
+        if x != 0 {
+            let i = 64 * k + x.trailing_zeros() as usize;
+            return (i <= last).then_some(i);
+        }
+        k += 1;
+        if 64 * k > last {
+            return None;
+        }
+        x = word(bits, k);
+    }
+}
+
+/// First set bit of `ends` in `[from, to)`, reading only the words whose
+/// bit in `summary` is set (a word whose summary bit is clear has none).
+fn find_end_in(ends: &[u8], summary: &[u8], from: usize, to: usize) -> Option<usize> {
+    if from >= to {
+        return None;
+    }
+    let last = (to - 1) / 64;
+    let mut k = from / 64;
+    // The first word is read whatever its summary bit says.
+    let mut x = word(ends, k) & (!0u64 << (from % 64));
+    loop {
+        if x != 0 {
+            // The first set bit at or after `from`.
+            let i = 64 * k + x.trailing_zeros() as usize;
+            return (i < to).then_some(i);
+        }
+        k = next_set(summary, k + 1, last)?;
+        x = word(ends, k);
+    }
 }
 
 /// Sets bits `[from, to)` of `bits` to `value`, whole bytes at once.
@@ -456,6 +659,30 @@ mod tests {
         assert_eq!(c.insert(8, &[0; 9], false), Err(RecvError::MessageTooLarge));
     }
 
+    /// A fixed store shorter than a window asks for shrinks the window
+    /// until the ring and all three bitmaps fit, and the channel then
+    /// carries whole windows of messages, across the ring's end too.
+    #[test]
+    fn a_short_fixed_store_shrinks_the_window_to_fit_its_bitmaps() {
+        fn fits<const N: usize>() {
+            let mut c = RecvChannel::<FixedBytes<N>>::new(N, N);
+            let w = c.window as usize;
+            assert!(w > 0 && recv_store_len(w) <= N, "{N}: window {w}");
+            let data = std::vec![5u8; w];
+            let mut out = std::vec![0u8; w];
+            for round in 0..3u64 {
+                let at = c.consumed();
+                assert_eq!(c.insert(at, &data[..w / 2 + 1], true), Ok(w as u64 / 2 + 1));
+                assert_eq!(c.read(&mut out), Some(Ok(w / 2 + 1)), "{N}: round {round}");
+                let _ = c.credit_update();
+            }
+        }
+        fits::<13>();
+        fits::<77>();
+        fits::<1000>();
+        fits::<4096>();
+    }
+
     /// A message across the ring's end is lent as two slices, in order;
     /// one that is not, as one slice and an empty one. Each is consumed
     /// once, with its credit, as `read` does.
@@ -476,6 +703,52 @@ mod tests {
     }
 
     proptest! {
+        /// Long runs of equal bits with a few odd ones (what the block
+        /// loop passes over and then stops in): `find_in` agrees with a
+        /// bit-by-bit search.
+        #[test]
+        fn sparse_bitmaps_match_bit_by_bit(
+            len in 0usize..300,
+            fill in any::<bool>(),
+            odd in proptest::collection::vec(0usize..2400, 0..4),
+            a in 0usize..2500,
+            b in 0usize..2500,
+            want in any::<bool>(),
+        ) {
+            let mut bytes = std::vec![if fill { 0xffu8 } else { 0 }; len];
+            for k in odd.into_iter().filter(|&k| k < len * 8) {
+                bytes[k / 8] ^= 1 << (k % 8);
+            }
+            let (from, to) = (a.min(b), a.max(b));
+            let naive = (from..to).find(|&i| get_bit(&bytes, i) == want);
+            prop_assert_eq!(find_in(&bytes, from, to, want), naive);
+        }
+
+        /// `find_end_in` finds what a bit-by-bit search finds, given an
+        /// exact summary, over bitmaps of several words (a length not a
+        /// whole number of words too).
+        #[test]
+        fn summary_search_matches_bit_by_bit(
+            len in 0usize..100,
+            set in proptest::collection::vec(0usize..800, 0..6),
+            a in 0usize..850,
+            b in 0usize..850,
+        ) {
+            let mut ends = std::vec![0u8; len];
+            for k in set.into_iter().filter(|&k| k < len * 8) {
+                ends[k / 8] |= 1 << (k % 8);
+            }
+            let mut summary = std::vec![0u8; len.div_ceil(8).div_ceil(8)];
+            for k in 0..len.div_ceil(8) {
+                if ends[8 * k..(8 * k + 8).min(len)].iter().any(|&x| x != 0) {
+                    summary[k / 8] |= 1 << (k % 8);
+                }
+            }
+            let (from, to) = (a.min(b), a.max(b));
+            let naive = (from..to).find(|&i| get_bit(&ends, i));
+            prop_assert_eq!(find_end_in(&ends, &summary, from, to), naive);
+        }
+
         /// The word-at-a-time bitmap helpers agree with bit-by-bit ones.
         #[test]
         fn bitmap_helpers_match_bit_by_bit(
@@ -565,6 +838,73 @@ mod tests {
             let mut s = 0;
             for &e in &ends { expect.push(stream[s..e].to_vec()); s = e; }
             prop_assert_eq!(delivered, expect);
+        }
+
+        /// Hostile fragments (any offset, length and `fin`, ends moved,
+        /// overlapping, duplicated, beyond the credit, messages too large)
+        /// get exactly the same answers, reads and credits from a channel
+        /// that remembers its first message end as from one made to scan
+        /// for it every time; and a remembered end is always the lowest
+        /// end bit a scan would find.
+        #[test]
+        fn remembered_first_end_changes_nothing(
+            ops in proptest::collection::vec(
+                (0u8..8, 0u64..200, 0usize..24, any::<bool>()), 1..200),
+            // Windows of one summary word and of several, whole or not.
+            window in prop_oneof![Just(64usize), Just(61), Just(300), Just(1000)],
+            max_message in prop_oneof![Just(8usize), Just(32), Just(64)],
+        ) {
+            type Big = FixedBytes<{ recv_store_len(1000) }>;
+            let mut fast = RecvChannel::<Big>::new(window, max_message);
+            let mut slow = RecvChannel::<Big>::new(window, max_message);
+            let data = [7u8; 24];
+            let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
+            for (op, off, len, fin) in ops {
+                slow.forget_first_end();
+                match op {
+                    // Mostly fragments near what is expected next.
+                    0..=3 => {
+                        let off = fast.consumed().saturating_sub(8) + off % 80;
+                        prop_assert_eq!(
+                            fast.insert(off, &data[..len], fin),
+                            slow.insert(off, &data[..len], fin)
+                        );
+                    }
+                    4 => prop_assert_eq!(
+                        fast.insert(off, &data[..len], fin),
+                        slow.insert(off, &data[..len], fin)
+                    ),
+                    5 => prop_assert_eq!(fast.peek_len(), slow.peek_len()),
+                    6 => {
+                        let n = len.min(64) * 3;
+                        prop_assert_eq!(
+                            fast.read(&mut a[..n.min(64)]),
+                            slow.read(&mut b[..n.min(64)])
+                        );
+                        prop_assert_eq!(a, b);
+                    }
+                    _ => {
+                        fast.release_if_drained();
+                        slow.release_if_drained();
+                        prop_assert_eq!(fast.credit_update(), slow.credit_update());
+                    }
+                }
+                prop_assert_eq!(fast.is_readable(), slow.is_readable());
+                if fast.first_end != UNKNOWN {
+                    prop_assert_eq!(Some(fast.first_end), fast.first_end_by_scan());
+                }
+                // The summary-guided search finds what a bit-by-bit one does.
+                prop_assert!(fast.summary_is_exact());
+                let by_scan = fast.first_end_by_scan().filter(|&e| e < fast.contiguous);
+                prop_assert_eq!(
+                    fast.find_end(fast.scanned.max(fast.base), fast.contiguous),
+                    by_scan
+                );
+                prop_assert_eq!(
+                    (fast.base, fast.contiguous, fast.scanned, fast.marked, fast.highest),
+                    (slow.base, slow.contiguous, slow.scanned, slow.marked, slow.highest)
+                );
+            }
         }
     }
 }

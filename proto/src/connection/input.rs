@@ -477,6 +477,12 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         let mut frames = FrameDecoder::new(plain);
         loop {
             let at = frames.position();
+            // The end of the plaintext, without a call that says so (the
+            // decoder stops there too; after an error this loop has
+            // returned already).
+            if at >= plain.len() {
+                break;
+            }
             let Some(f) = frames.next() else {
                 break;
             };
@@ -511,11 +517,11 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         self.flight_kept = false;
         self.confirm(now);
         self.hs_retx_at = None;
-        if self.rx_pns.insert(pn, pn + 1).is_err() {
+        let largest = self.rx_pns.insert_value(pn).unwrap_or_else(|_| {
             self.rx_pns.drop_first();
-            let _ = self.rx_pns.insert(pn, pn + 1);
-        }
-        if self.rx_pns.last().is_some_and(|(_, e)| e == pn + 1) {
+            self.rx_pns.insert_value(pn).unwrap_or(false)
+        });
+        if largest {
             self.largest_rx_at = now;
         }
         if eliciting {
@@ -540,14 +546,14 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         // By index, not `into_iter`: moving the vector out copied all of
         // its slots (hundreds of bytes) for every packet.
         for f in kept.iter() {
-            self.apply(now, *f);
+            self.apply(now, f);
             if self.state == State::Closed {
                 return Ok(());
             }
         }
         if let Some(at) = rest_at {
             for f in FrameDecoder::new(&plain[at..]).flatten() {
-                self.apply(now, f);
+                self.apply(now, &f);
                 if self.state == State::Closed {
                     break;
                 }
@@ -574,12 +580,19 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         }
     }
 
-    fn apply(&mut self, now: Instant, f: Frame<'_>) {
-        match f {
+    /// Acts on one validated frame (by reference: frames are kept as
+    /// decoded, and copying each one again cost more than reading it).
+    fn apply(&mut self, now: Instant, f: &Frame<'_>) {
+        match *f {
             Frame::Padding | Frame::Ping => {}
             Frame::Ack(ack) => self.on_ack(now, &ack),
             Frame::Message(m) => {
-                let Some(i) = self.channel_or_create(m.channel, true) else {
+                // The lookup inline; only a new channel takes the call.
+                let i = match self.channel_index(m.channel) {
+                    Some(i) => Some(i),
+                    None => self.channel_or_create(m.channel, true),
+                };
+                let Some(i) = i else {
                     // The channel table is full (more channels than this
                     // connection type holds): refuse rather than lose data.
                     self.violation(now, code::INTERNAL, "channel table full");

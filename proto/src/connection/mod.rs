@@ -517,6 +517,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
     }
 
     /// Finds or creates channel `id`. `remote` says the peer used it first.
+    #[inline]
     pub(crate) fn channel_or_create(&mut self, id: u32, remote: bool) -> Option<usize> {
         if let Some(i) = self.channel_index(id) {
             return Some(i);

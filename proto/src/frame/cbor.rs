@@ -91,24 +91,26 @@ pub(crate) fn shortest_head(input: &[u8], pos: usize, major: u8) -> Option<(u64,
     if b >> 5 != major {
         return None;
     }
-    let (v, len) = match b & 0x1f {
+    // Each width checks that the value needed it (shortest form), as
+    // `head_len(v) == len` would.
+    let (v, len, min) = match b & 0x1f {
         info @ 0..=23 => return Some((u64::from(info), 1)),
-        24 => (u64::from(*input.get(pos + 1)?), 2),
+        24 => (u64::from(*input.get(pos + 1)?), 2, 24),
         25 => {
             let a: [u8; 2] = input.get(pos + 1..pos + 3)?.try_into().ok()?;
-            (u64::from(u16::from_be_bytes(a)), 3)
+            (u64::from(u16::from_be_bytes(a)), 3, 0x100)
         }
         26 => {
             let a: [u8; 4] = input.get(pos + 1..pos + 5)?.try_into().ok()?;
-            (u64::from(u32::from_be_bytes(a)), 5)
+            (u64::from(u32::from_be_bytes(a)), 5, 0x1_0000)
         }
         27 => {
             let a: [u8; 8] = input.get(pos + 1..pos + 9)?.try_into().ok()?;
-            (u64::from_be_bytes(a), 9)
+            (u64::from_be_bytes(a), 9, 0x1_0000_0000)
         }
         _ => return None,
     };
-    (head_len(v) == len).then_some((v, len))
+    (v >= min).then_some((v, len))
 }
 
 /// An unsigned integer in its shortest form.
@@ -206,6 +208,47 @@ mod tests {
                 }
                 assert_eq!(ours, theirs, "major {major}, {v}");
                 assert_eq!(put_head(&mut ours[..n - 1], major, v), None);
+            }
+        }
+    }
+
+    /// `shortest_head` takes every value in its shortest form and refuses
+    /// it in every longer one, at each width's boundaries.
+    #[test]
+    fn shortest_head_refuses_every_longer_form() {
+        for v in [
+            0,
+            23,
+            24,
+            255,
+            256,
+            0xffff,
+            0x1_0000,
+            0xffff_ffff,
+            0x1_0000_0000,
+            u64::MAX,
+        ] {
+            for major in [0u8, 2, 4] {
+                for (info, width) in [(24u8, 1usize), (25, 2), (26, 4), (27, 8)] {
+                    if width < 8 && v >> (8 * width) != 0 {
+                        continue;
+                    }
+                    let mut input = [0u8; 9];
+                    input[0] = major << 5 | info;
+                    input[1..=width].copy_from_slice(&v.to_be_bytes()[8 - width..]);
+                    let shortest = head_len(v) == width + 1;
+                    assert_eq!(
+                        shortest_head(&input, 0, major),
+                        shortest.then_some((v, width + 1)),
+                        "major {major}, {v} in {width} bytes"
+                    );
+                    assert_eq!(shortest_head(&input[..width], 0, major), None);
+                    assert_eq!(shortest_head(&input, 0, major ^ 1), None);
+                }
+                if v < 24 {
+                    let input = [major << 5 | v as u8];
+                    assert_eq!(shortest_head(&input, 0, major), Some((v, 1)));
+                }
             }
         }
     }

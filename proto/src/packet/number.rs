@@ -19,6 +19,7 @@ pub fn encoded_pn_len(pn: u64, largest_acked: Option<u64>) -> usize {
 
 /// Recovers a full packet number from its `len`-byte truncation `truncated`,
 /// given the largest packet number received so far (RFC 9000 A.3).
+#[inline]
 pub fn decode_packet_number(largest: Option<u64>, truncated: u64, len: usize) -> u64 {
     let expected = largest.map_or(0, |l| l.saturating_add(1));
     let win = 1u64 << (8 * len as u32);
