@@ -112,7 +112,7 @@
 //! # Memory
 //!
 //! Without `alloc`, every buffer is fixed and the RAM cost is known at
-//! compile time: `core::mem::size_of::<ConstrainedConnection>()` is 14,680
+//! compile time: `core::mem::size_of::<ConstrainedConnection>()` is 14,744
 //! bytes on a 64-bit host (two channels with 1 KiB windows each way and
 //! their reassembly bitmaps, two datagram queues, eight tracked packets, the
 //! handshake state and keys; `cargo run -p tern --example sizes` prints it).
