@@ -1202,8 +1202,13 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
                 && let Some(m) = read_message(c, channel)
             {
                 st.waiters(Wait::Recv).remove(t);
-                let now = s.now();
-                s.after_conn_op(h, now);
+                // A read adds at most a credit update to send (no event,
+                // no deadline): the clock, the packets and the timer only
+                // then.
+                if c.has_credit_to_send() {
+                    let now = s.now();
+                    s.after_conn_op(h, now);
+                }
                 return Poll::Ready(Ok(m));
             }
             st.park(Wait::Recv, s.stopped, t, cx)

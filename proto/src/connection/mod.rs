@@ -674,6 +674,16 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
     }
 
     /// Bookkeeping after a message of channel index `i` was consumed.
+    /// Whether a credit update (a channel's or the connection's) waits to
+    /// be sent. Reading a message changes nothing else that is sent and no
+    /// deadline, so a driver may skip polling for packets after a read
+    /// when this is false (and must poll when it is true: the peer learns
+    /// of the room the read made only from those packets).
+    #[must_use]
+    pub fn has_credit_to_send(&self) -> bool {
+        self.max_data_pending || self.channels.iter().any(|c| c.credit_pending)
+    }
+
     fn after_read(&mut self, i: usize) {
         self.stats.rx_messages += 1;
         let ch = &mut self.channels[i];

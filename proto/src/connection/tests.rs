@@ -451,3 +451,33 @@ fn writable_is_not_lost_when_the_event_queue_is_full() {
     );
     assert!(client.send(0, &[8; 200]).is_ok());
 }
+
+/// `has_credit_to_send` says when reads made a credit update due, and
+/// only then: it is false after reads that free less than half a window,
+/// true once they free more, and false again once the update is sent.
+#[test]
+fn reads_report_the_credit_they_make_due() {
+    let now = Instant::ZERO;
+    let (mut client, mut server) = pair(now);
+    exchange(&mut client, &mut server, now, true);
+    assert!(!server.has_credit_to_send());
+    for k in 0..6u8 {
+        client.send(0, &[k; 150]).unwrap();
+    }
+    exchange(&mut client, &mut server, now, true);
+    let mut buf = [0u8; 256];
+    let mut read = 0;
+    // 1 KiB window: the update is due after 512 bytes were read.
+    while read < 600 {
+        assert_eq!(
+            server.has_credit_to_send(),
+            read >= 512,
+            "after {read} bytes"
+        );
+        read += server.recv(0, &mut buf).unwrap().unwrap();
+    }
+    assert!(server.has_credit_to_send());
+    let t = server.poll_transmit(now, &mut [0u8; 1500]).unwrap();
+    assert!(t.is_some(), "the credit update was not sent");
+    assert!(!server.has_credit_to_send());
+}
