@@ -178,6 +178,10 @@ pub(crate) struct State<T: Transport, C: Timer, P: Provider> {
     timer: C,
     /// The deadline the timer is armed for (`None`: not armed, or fired).
     timer_at: Option<tern::Instant>,
+    /// The timer was polled since it was last armed: it holds the task's
+    /// waker and wakes the task when due, so a pass asks the clock rather
+    /// than the timer whether it is.
+    timer_waits: bool,
     /// Slab of connections by `ConnKey::idx`.
     conns: Vec<Option<ConnState>>,
     free: Vec<u32>,
@@ -240,6 +244,7 @@ impl<T: Transport, C: Timer, P: Provider> Shared<T, C, P> {
                 clock: Clock::new(timer.now()),
                 timer,
                 timer_at: None,
+                timer_waits: false,
                 conns: Vec::new(),
                 free: Vec::new(),
                 by_handle: Vec::new(),
@@ -301,7 +306,7 @@ impl<T: Transport, C: Timer, P: Provider> Future for Task<T, C, P> {
                 {
                     return if r.is_ready() { Step::Done } else { Step::Idle };
                 }
-                s.pass(cx)
+                s.pass(cx, i == 0)
             });
             match step {
                 Step::Idle => return Poll::Pending,
@@ -397,29 +402,48 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
     /// One pass of the task (the lock is released between passes, so
     /// handles never wait long for it): the timer, a few receive batches,
     /// then a full pass if anything happened.
-    fn pass(&mut self, cx: &mut Context<'_>) -> Step {
+    fn pass(&mut self, cx: &mut Context<'_>, first: bool) -> Step {
         if self.stopped {
             return Step::Done;
         }
         // The clock is read only when there is work (an idle pass is the
-        // common last one).
-        let mut now = tern::Instant::ZERO;
+        // common last one) or to see whether a waiting timer is due.
+        let mut now = None;
         let mut busy = false;
-        if self.timer_at.is_some() && self.timer.poll_expired(cx).is_ready() {
-            self.timer_at = None;
-            now = self.now();
-            self.ep.handle_timeout(now);
-            busy = true;
+        if let Some(at) = self.timer_at {
+            let due = if self.timer_waits {
+                // The timer wakes the task when it is due; the first pass
+                // of each wake-up asks the clock (cheaper than polling the
+                // runtime's timer on every pass).
+                first && {
+                    let t = self.now();
+                    now = Some(t);
+                    t >= at
+                }
+            } else if self.timer.poll_expired(cx).is_ready() {
+                true
+            } else {
+                self.timer_waits = true;
+                false
+            };
+            if due {
+                self.timer_at = None;
+                self.timer_waits = false;
+                let t = *now.get_or_insert_with(|| self.now());
+                self.ep.handle_timeout(t);
+                busy = true;
+            }
         }
         let Some(socket) = self.socket.as_mut() else {
             return Step::Done;
         };
         if let Poll::Ready(r) = socket.poll_recv(cx) {
-            if !busy {
-                now = self.now();
-            }
+            let mut t = match now {
+                Some(t) => t,
+                None => self.now(),
+            };
             busy = true;
-            let mut r = self.on_recv(r, now);
+            let mut r = self.on_recv(r, t);
             // Take what else is waiting, without sleeping.
             for _ in 1..BATCH {
                 if r.is_err() {
@@ -431,20 +455,21 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
                 match socket.try_recv() {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     next => {
-                        now = self.now();
-                        r = self.on_recv(next, now);
+                        t = self.now();
+                        r = self.on_recv(next, t);
                     }
                 }
             }
+            now = Some(t);
             if let Err(e) = r {
                 warn!(parent: &self.span, error = %e, "endpoint socket failed; every connection ends");
                 self.stop(Error::Io(Arc::new(e)));
                 return Step::Done;
             }
         }
-        if !busy {
+        let Some(now) = now.filter(|_| busy) else {
             return Step::Idle;
-        }
+        };
         self.kicked = false;
         match self.full_pass(cx, now) {
             Some(_) => Step::Done,
@@ -536,6 +561,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         if self.timer_at.is_none_or(|armed| t < armed) {
             self.timer.reset(self.clock.to_std(t));
             self.timer_at = Some(t);
+            self.timer_waits = false;
         }
     }
 
@@ -551,6 +577,9 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
             Some(_) => {
                 self.timer.reset(self.clock.to_std(t));
                 self.timer_at = Some(t);
+                // The next pass polls it again (registering the task's
+                // waker, should the timer have fired since).
+                self.timer_waits = false;
             }
             None => self.wake_task(),
         }
