@@ -165,6 +165,18 @@ fn timer() -> TokioTimer {
     TokioTimer(Box::pin(tokio::time::sleep(Duration::ZERO)))
 }
 
+/// An endpoint on `io` with the service preset, its task spawned: a
+/// server with `key`, or a client.
+fn start(io: Mem, key: Option<[u8; 32]>) -> Endpoint {
+    let config = match key {
+        Some(k) => EndpointConfig::server(Config::service(), k),
+        None => EndpointConfig::client(Config::service()),
+    };
+    let (ep, task) = Endpoint::start(io, timer(), config).unwrap();
+    tokio::spawn(task);
+    ep
+}
+
 fn mem(net: &Arc<Mutex<Net>>, port: u16, fill_every: u32) -> (Mem, Arc<Mutex<Buffer>>) {
     let buffer = Arc::new(Mutex::new(Buffer::default()));
     let m = Mem {
@@ -186,20 +198,8 @@ async fn packets_a_full_socket_refused_are_sent_by_the_task_once_writable() {
     let server_addr = server_io.addr;
     // The client's buffer fills after every third send call.
     let (client_io, buffer) = mem(&net, 2, 3);
-    let (server, task) = Endpoint::start(
-        server_io,
-        timer(),
-        EndpointConfig::server(Config::service(), key),
-    )
-    .unwrap();
-    tokio::spawn(task);
-    let (client, task) = Endpoint::start(
-        client_io,
-        timer(),
-        EndpointConfig::client(Config::service()),
-    )
-    .unwrap();
-    tokio::spawn(task);
+    let server = start(server_io, Some(key));
+    let client = start(client_io, None);
     // Something that drains the buffer a while after it filled, and
     // wakes whoever waits to write.
     let drain = buffer.clone();
@@ -258,20 +258,8 @@ async fn a_peer_is_gone_once_its_last_connection_ended() {
     let (a_io, _) = mem(&net, 2, 0);
     let (b_io, _) = mem(&net, 3, 0);
     let (a_addr, b_addr) = (a_io.addr, b_io.addr);
-    let (server, task) = Endpoint::start(
-        server_io,
-        timer(),
-        EndpointConfig::server(Config::service(), key),
-    )
-    .unwrap();
-    tokio::spawn(task);
-    let mut clients = Vec::new();
-    for io in [a_io, b_io] {
-        let (c, task) =
-            Endpoint::start(io, timer(), EndpointConfig::client(Config::service())).unwrap();
-        tokio::spawn(task);
-        clients.push(c);
-    }
+    let server = start(server_io, Some(key));
+    let clients: Vec<Endpoint> = [a_io, b_io].into_iter().map(|io| start(io, None)).collect();
     let gone_now = || gone.lock().unwrap().clone();
     tokio::time::timeout(Duration::from_secs(20), async {
         // Two connections from A's address, one from B's.
