@@ -118,8 +118,9 @@
 //! handshake state and keys; `cargo run -p tern --example sizes` prints it).
 //! Smaller windows, fewer channels or fewer tracked packets are a matter of
 //! choosing other type parameters. With `alloc`, [`ServiceConnection`]
-//! buffers live on the heap, grow up to the configured windows and are freed
-//! once drained, at the connection's next timer (112,344 bytes inline, most
+//! buffers live on the heap: a channel's buffer is allocated at its whole
+//! window when the channel first holds data and freed once drained, at the
+//! connection's next timer (112,344 bytes inline, most
 //! of it the table of 256 tracked packets and 64 channel slots).
 //!
 //! Features: `alloc` and `std` are opt-in; the default build is `no_std`
@@ -165,8 +166,8 @@ pub type ConstrainedBytes = storage::FixedBytes<{ channel::recv_store_len(1024) 
 /// two channels, eight packets tracked in flight; matches [`Config::constrained`].
 pub type ConstrainedConnection = Connection<ConstrainedBytes, 2, 8>;
 
-/// A connection for services: heap buffers that grow up to the configured
-/// windows, 64 channels, 256 packets in flight; matches
+/// A connection for services: heap buffers allocated at the configured
+/// window when a channel first holds data and freed once drained, 64 channels, 256 packets in flight; matches
 /// [`Config::service`].
 #[cfg(feature = "alloc")]
 pub type ServiceConnection = Connection<storage::HeapBytes, 64, 256>;

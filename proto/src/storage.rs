@@ -1,5 +1,6 @@
 //! Byte storage for channel buffers: fixed arrays without an allocator,
-//! vectors that grow up to their limit with one.
+//! heap vectors allocated at their limit on first use (and freed when
+//! drained) with one.
 //!
 //! The RAM a connection may use is the sum of its channels' buffers, each at
 //! most the configured window, so it is known in advance either way.
