@@ -58,12 +58,23 @@ impl ToWake {
         self.n == 0
     }
 
-    /// Wakes every task (after the lock was released).
-    pub(crate) fn wake(self) {
-        for w in self.few.into_iter().flatten() {
-            w.wake();
+    /// The waker, if exactly one is held (the common case), leaving none.
+    pub(crate) fn take_single(&mut self) -> Option<Waker> {
+        if self.n != 1 {
+            return None;
         }
-        for w in self.more {
+        self.n = 0;
+        self.few[0].take()
+    }
+
+    /// Wakes every task (after the lock was released).
+    pub(crate) fn wake(mut self) {
+        for w in &mut self.few[..self.n] {
+            if let Some(w) = w.take() {
+                w.wake();
+            }
+        }
+        for w in self.more.drain(..) {
             w.wake();
         }
     }
@@ -139,6 +150,13 @@ impl WaitList {
     /// Wakes every waiting task (in the order they first waited); they
     /// poll again and register again if they must keep waiting.
     pub(crate) fn wake_all(&mut self, out: &mut ToWake) {
+        if self.list.len() == 1 {
+            // The common case: one task waits.
+            if let Some((_, _, w)) = self.list.pop() {
+                out.push(w);
+            }
+            return;
+        }
         for (_, _, w) in self.list.drain(..) {
             out.push(w);
         }
@@ -306,10 +324,15 @@ impl ConnState {
     // ----- what was left when the connection ended -----
 
     /// The next stashed message for `channel` (any when `None`).
+    #[inline]
     pub(crate) fn take_stashed(&mut self, channel: Option<u32>) -> Option<(u32, Bytes)> {
         if self.stash.is_empty() {
             return None;
         }
+        self.take_stashed_slow(channel)
+    }
+
+    fn take_stashed_slow(&mut self, channel: Option<u32>) -> Option<(u32, Bytes)> {
         let pos = match channel {
             None => 0,
             Some(c) => self.stash.iter().position(|(ch, _)| *ch == c)?,
@@ -337,12 +360,13 @@ impl ConnState {
         error: Error,
         now: tern::Instant,
         out: &mut ToWake,
+        arena: &mut RecvArena,
     ) {
         if let Some(c) = core {
-            while let Some(m) = read_message(c, None) {
+            while let Some(m) = read_message(c, None, arena) {
                 self.stash.push_back(m);
             }
-            while let Some(d) = read_datagram(c) {
+            while let Some(d) = read_datagram(c, arena) {
                 self.dgram_stash.push_back(d);
             }
             let mut stats = self.stats(Some(&*c), now);
@@ -380,31 +404,73 @@ pub(crate) fn close_outcome(e: &Error) -> Result<(), Error> {
 
 /// The next message of `channel` (any when `None`) from the core, in the
 /// `Bytes` the application gets: copied once, straight from the core's
-/// receive ring into an allocation of its exact size (no zeroing).
+/// receive ring (see [`RecvArena`]).
 pub(crate) fn read_message<P: Provider>(
     core: &mut Core<P>,
     channel: Option<u32>,
+    arena: &mut RecvArena,
 ) -> Option<(u32, Bytes)> {
+    let copy = |a: &[u8], b: &[u8]| arena.copy(a, b);
     match channel {
-        None => core.recv_any_with(to_bytes),
-        Some(c) => core.recv_with(c, to_bytes).map(|m| (c, m)),
+        None => core.recv_any_with(copy),
+        Some(c) => core.recv_with(c, copy).map(|m| (c, m)),
     }
 }
 
 /// The next datagram from the core, copied once as messages are.
-pub(crate) fn read_datagram<P: Provider>(core: &mut Core<P>) -> Option<Bytes> {
-    core.recv_datagram_with(to_bytes)
+pub(crate) fn read_datagram<P: Provider>(
+    core: &mut Core<P>,
+    arena: &mut RecvArena,
+) -> Option<Bytes> {
+    core.recv_datagram_with(|a, b| arena.copy(a, b))
 }
 
-/// A message lent by the core as two slices, in one `Bytes`.
-fn to_bytes(a: &[u8], b: &[u8]) -> Bytes {
-    if b.is_empty() {
-        return Bytes::copy_from_slice(a);
+/// Bytes of each buffer that small received messages share.
+pub(crate) const ARENA_CHUNK: usize = 16 * 1024;
+/// Largest message copied into a shared buffer; larger ones get their own
+/// allocation of their exact size.
+pub(crate) const ARENA_MAX: usize = 1024;
+
+/// Where received messages are copied for the application: small ones
+/// (up to [`ARENA_MAX`] bytes) one after the other into a shared buffer
+/// of [`ARENA_CHUNK`] bytes, each handed out as its own `Bytes` (one
+/// allocation per buffer rather than one per message, and no zeroing);
+/// larger ones into an allocation of their own. A message that does not
+/// fit in what is left of the buffer starts a new one; the old buffer is
+/// freed once the application dropped every message in it.
+///
+/// So a small message the application keeps keeps its whole buffer
+/// allocated (at most [`ARENA_CHUNK`] bytes per message kept, and less as
+/// kept messages share buffers); one kept for long is best copied out.
+#[derive(Default)]
+pub(crate) struct RecvArena {
+    buf: BytesMut,
+}
+
+impl RecvArena {
+    /// A message lent by the core as two slices, in one `Bytes`.
+    pub(crate) fn copy(&mut self, a: &[u8], b: &[u8]) -> Bytes {
+        let n = a.len() + b.len();
+        if n == 0 {
+            return Bytes::new();
+        }
+        if n > ARENA_MAX {
+            let mut m = BytesMut::with_capacity(n);
+            m.extend_from_slice(a);
+            m.extend_from_slice(b);
+            return m.freeze();
+        }
+        // What was handed out is split off: `buf` is the rest of the
+        // buffer, empty, and never grows (that would reallocate).
+        if self.buf.capacity() < n {
+            self.buf = BytesMut::with_capacity(ARENA_CHUNK);
+        }
+        self.buf.extend_from_slice(a);
+        if !b.is_empty() {
+            self.buf.extend_from_slice(b);
+        }
+        self.buf.split_to(n).freeze()
     }
-    let mut m = BytesMut::with_capacity(a.len() + b.len());
-    m.extend_from_slice(a);
-    m.extend_from_slice(b);
-    m.freeze()
 }
 
 #[cfg(test)]

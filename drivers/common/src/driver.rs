@@ -18,7 +18,8 @@
 
 use crate::clock::Clock;
 use crate::conn_state::{
-    ConnState, Core, Provider, ToWake, Wait, WaitList, close_outcome, read_datagram, read_message,
+    ConnState, Core, Provider, RecvArena, ToWake, Wait, WaitList, close_outcome, read_datagram,
+    read_message,
 };
 use crate::endpoint::EndpointStats;
 use crate::error::{Error, SendError};
@@ -182,6 +183,10 @@ pub(crate) struct State<T: Transport, C: Timer, P: Provider> {
     /// waker and wakes the task when due, so a pass asks the clock rather
     /// than the timer whether it is.
     timer_waits: bool,
+    /// The timer reported its deadline passed where the task could not
+    /// handle it at once (a runtime's timer may say so only once): the
+    /// next pass does.
+    timer_fired: bool,
     /// Slab of connections by `ConnKey::idx`.
     conns: Vec<Option<ConnState>>,
     free: Vec<u32>,
@@ -214,6 +219,8 @@ pub(crate) struct State<T: Transport, C: Timer, P: Provider> {
     /// A handle asked the task for a full pass.
     kicked: bool,
     to_wake: ToWake,
+    /// Where received messages are copied for the application.
+    arena: RecvArena,
     span: tracing::Span,
 }
 
@@ -245,6 +252,7 @@ impl<T: Transport, C: Timer, P: Provider> Shared<T, C, P> {
                 timer,
                 timer_at: None,
                 timer_waits: false,
+                timer_fired: false,
                 conns: Vec::new(),
                 free: Vec::new(),
                 by_handle: Vec::new(),
@@ -264,6 +272,7 @@ impl<T: Transport, C: Timer, P: Provider> Shared<T, C, P> {
                 task: None,
                 kicked: true,
                 to_wake: ToWake::default(),
+                arena: RecvArena::default(),
                 span,
                 ep,
             }),
@@ -275,11 +284,17 @@ impl<T: Transport, C: Timer, P: Provider> Shared<T, C, P> {
         let mut g: MutexGuard<'_, State<T, C, P>> =
             self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let r = f(&mut g);
-        let wake = (!g.to_wake.is_empty()).then(|| std::mem::take(&mut g.to_wake));
-        drop(g);
-        if let Some(w) = wake {
-            w.wake();
+        if g.to_wake.is_empty() {
+            return r;
         }
+        if let Some(w) = g.to_wake.take_single() {
+            drop(g);
+            w.wake();
+            return r;
+        }
+        let wake = std::mem::take(&mut g.to_wake);
+        drop(g);
+        wake.wake();
         r
     }
 }
@@ -411,7 +426,9 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         let mut now = None;
         let mut busy = false;
         if let Some(at) = self.timer_at {
-            let due = if self.timer_waits {
+            let due = if self.timer_fired {
+                true
+            } else if self.timer_waits {
                 // The timer wakes the task when it is due; the first pass
                 // of each wake-up asks the clock (cheaper than polling the
                 // runtime's timer on every pass).
@@ -429,6 +446,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
             if due {
                 self.timer_at = None;
                 self.timer_waits = false;
+                self.timer_fired = false;
                 let t = *now.get_or_insert_with(|| self.now());
                 self.ep.handle_timeout(t);
                 busy = true;
@@ -452,6 +470,10 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
                 let Some(socket) = self.socket.as_mut() else {
                     break;
                 };
+                if socket.recv_waits() {
+                    // The batch emptied the socket.
+                    break;
+                }
                 match socket.try_recv() {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     next => {
@@ -473,8 +495,28 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         self.kicked = false;
         match self.full_pass(cx, now) {
             Some(_) => Step::Done,
+            None if self.settled(cx) => Step::Idle,
             None => Step::Busy,
         }
+    }
+
+    /// After a busy pass: whether the next would find nothing to do, so
+    /// the task may wait now. It would if the socket's last receive
+    /// emptied it and left the task's waker, and the timer holds the
+    /// task's waker (polled here if it was armed since it last did).
+    /// Handles that need the task wake it themselves.
+    fn settled(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.socket.as_ref().is_some_and(|s| s.recv_waits()) {
+            return false;
+        }
+        if self.timer_at.is_some() && !self.timer_waits {
+            if self.timer.poll_expired(cx).is_ready() {
+                self.timer_fired = true;
+                return false;
+            }
+            self.timer_waits = true;
+        }
+        true
     }
 
     /// Pending packets, events, transmits, the end of a shutdown, the
@@ -592,7 +634,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         let now = self.now();
         for st in self.conns.iter_mut().flatten() {
             if st.ended.is_none() {
-                st.on_ended::<P>(None, error.clone(), now, &mut self.to_wake);
+                st.on_ended::<P>(None, error.clone(), now, &mut self.to_wake, &mut self.arena);
             }
         }
         self.accept_w.wake_all(&mut self.to_wake);
@@ -946,7 +988,13 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
                 let core = self.ep.connection_mut(h);
                 self.gone_peers
                     .push(core.as_deref().map_or(st.peer, |c| c.peer_addr()));
-                st.on_ended(core, Error::Closed(why), now, &mut self.to_wake);
+                st.on_ended(
+                    core,
+                    Error::Closed(why),
+                    now,
+                    &mut self.to_wake,
+                    &mut self.arena,
+                );
                 self.by_handle[h.0] = 0;
                 self.forget_if_unused(idx);
             }
@@ -1228,7 +1276,7 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
             }
             if let Some(h) = st.handle
                 && let Some(c) = s.ep.connection_mut(h)
-                && let Some(m) = read_message(c, channel)
+                && let Some(m) = read_message(c, channel, &mut s.arena)
             {
                 st.waiters(Wait::Recv).remove(t);
                 // A read adds at most a credit update to send (no event,
@@ -1263,7 +1311,7 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
                 return Poll::Ready(Ok(d));
             }
             if let Some(c) = st.handle.and_then(|h| s.ep.connection_mut(h))
-                && let Some(d) = read_datagram(c)
+                && let Some(d) = read_datagram(c, &mut s.arena)
             {
                 st.waiters(Wait::Datagram).remove(t);
                 return Poll::Ready(Ok(d));

@@ -86,6 +86,11 @@ pub struct UdpTransport<U: UdpIo> {
     local_addr: SocketAddr,
     recv_buf: Vec<u8>,
     meta: [RecvMeta; RECV_BUFS],
+    /// The last receive found the socket's queue empty after its batch
+    /// (and cleared the runtime's readiness).
+    drained: bool,
+    /// Drained, and the waker of the last `poll_recv` waits for readiness.
+    waits: bool,
 }
 
 impl<U: UdpIo> UdpTransport<U> {
@@ -99,6 +104,8 @@ impl<U: UdpIo> UdpTransport<U> {
             local_addr,
             recv_buf: vec![0; RECV_CHUNK * RECV_BUFS],
             meta: [RecvMeta::default(); RECV_BUFS],
+            drained: false,
+            waits: false,
         })
     }
 
@@ -120,17 +127,34 @@ impl<U: UdpIo> Transport for UdpTransport<U> {
     }
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.waits = false;
         loop {
             match self.try_recv() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     ready!(self.io.poll_read_ready(cx))?;
+                }
+                Ok(n) => {
+                    if self.drained {
+                        // The batch emptied the queue: leave the waker for
+                        // the next packet now (readiness was cleared, so
+                        // this is pending unless one came meanwhile), so
+                        // that the loop need not come back only to find
+                        // the socket empty.
+                        self.waits = self.io.poll_read_ready(cx).is_pending();
+                    }
+                    return Poll::Ready(Ok(n));
                 }
                 r => return Poll::Ready(r),
             }
         }
     }
 
+    fn recv_waits(&self) -> bool {
+        self.waits
+    }
+
     fn try_recv(&mut self) -> io::Result<usize> {
+        self.waits = false;
         let mut chunks = self.recv_buf.chunks_mut(RECV_CHUNK);
         let mut bufs: [IoSliceMut<'_>; RECV_BUFS] =
             std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
@@ -149,6 +173,7 @@ impl<U: UdpIo> Transport for UdpTransport<U> {
             }
             Ok(n)
         });
+        self.drained = drained.is_some();
         match drained {
             Some(n) => Ok(n),
             None => r,
