@@ -528,6 +528,68 @@ mod tests {
         assert_eq!(list.list.len(), 1);
     }
 
+    /// Small messages are copied one after the other into shared buffers
+    /// (one allocation per buffer), each its own `Bytes`, intact and
+    /// independent of the others however many buffers they span; large
+    /// ones get their own allocation; a kept message is never touched by
+    /// the messages after it.
+    #[test]
+    fn received_messages_share_buffers_and_stay_intact() {
+        let mut arena = RecvArena::default();
+        let msg = |i: usize, len: usize| -> Vec<u8> {
+            (0..len).map(|j| (i * 31 + j * 7) as u8).collect()
+        };
+        // Consecutive small messages lie back to back in one buffer: no
+        // allocation of their own.
+        let a = arena.copy(&msg(0, 64), &[]);
+        let b = arena.copy(&msg(1, 64), &[]);
+        assert_eq!(b.as_ptr(), a.as_ptr().wrapping_add(64), "not shared");
+        // A message lent as two slices comes out whole.
+        let m = msg(2, 100);
+        let c = arena.copy(&m[..30], &m[30..]);
+        assert_eq!(&c[..], &m[..]);
+        assert_eq!(c.as_ptr(), b.as_ptr().wrapping_add(64));
+        // A large message has its own allocation, outside the buffer; the
+        // next small one still follows the last small one.
+        let big = msg(3, ARENA_MAX + 1);
+        let d = arena.copy(&big[..500], &big[500..]);
+        assert_eq!(&d[..], &big[..]);
+        let e = arena.copy(&msg(4, 10), &[]);
+        assert_eq!(e.as_ptr(), c.as_ptr().wrapping_add(100));
+        // Many buffers' worth of messages of every size up to the limit,
+        // every one kept: each is intact, and those of one buffer are
+        // dropped in any order.
+        let mut kept = Vec::new();
+        let mut total = 0;
+        for i in 0..2_000 {
+            let len = 1 + (i * 37) % ARENA_MAX;
+            let m = msg(i, len);
+            let split = len / 3;
+            kept.push((i, len, arena.copy(&m[..split], &m[split..])));
+            total += len;
+            if i % 3 == 0 {
+                // Some are dropped at once (the application is done).
+                kept.pop();
+            }
+        }
+        assert!(total > 20 * ARENA_CHUNK, "too few buffers: {total}");
+        for (i, len, k) in &kept {
+            assert_eq!(&k[..], &msg(*i, *len)[..], "message {i}");
+        }
+        // The first messages, kept all along, were not overwritten.
+        assert_eq!(&a[..], &msg(0, 64)[..]);
+        assert_eq!(&b[..], &msg(1, 64)[..]);
+        assert_eq!(&e[..], &msg(4, 10)[..]);
+        // A message is independent of its neighbours: made mutable, it
+        // is copied out (the buffer is shared), leaving them as they were.
+        let mut own = Vec::from(b.clone());
+        own.fill(0);
+        assert_eq!(&b[..], &msg(1, 64)[..]);
+        assert_eq!(&c[..], &m[..]);
+        // An empty message holds no buffer.
+        assert!(arena.copy(&[], &[]).is_empty());
+    }
+
     /// More tasks than fit inline are all woken.
     #[test]
     fn to_wake_holds_any_number_of_wakers() {
