@@ -19,6 +19,7 @@ impl Clock {
         Clock { epoch: now }
     }
 
+    #[inline]
     pub(crate) fn to_tern(self, t: Instant) -> tern::Instant {
         // Whole seconds and microseconds apart (no 128-bit arithmetic: this
         // runs on every packet).

@@ -102,6 +102,7 @@ impl WaitList {
     /// keeps its place.
     pub(crate) fn register_tagged(&mut self, token: &mut Option<u64>, tag: u32, w: &Waker) {
         if let Some(t) = *token
+            && !self.list.is_empty()
             && let Some(e) = self.list.iter_mut().find(|e| e.0 == t)
         {
             if !e.2.will_wake(w) {
@@ -116,24 +117,37 @@ impl WaitList {
 
     /// Forgets the future holding `token` (it got what it waited for, or
     /// it was dropped); the tag it waited with, if it was waiting.
+    #[inline]
     pub(crate) fn remove(&mut self, token: &mut Option<u64>) -> Option<u32> {
         let t = token.take()?;
+        if let [(only, tag, _)] = self.list[..]
+            && only == t
+        {
+            self.list.clear();
+            return Some(tag);
+        }
         let i = self.list.iter().position(|e| e.0 == t)?;
         Some(self.list.remove(i).1)
     }
 
     /// Whether the future holding `token` (`None`: one not waiting yet)
     /// may go ahead for `tag`: no other future waits with `tag` before it.
+    #[inline]
     pub(crate) fn is_first(&self, token: Option<u64>, tag: u32) -> bool {
-        self.list
-            .iter()
-            .find(|e| e.1 == tag)
-            .is_none_or(|e| Some(e.0) == token)
+        self.list.is_empty()
+            || self
+                .list
+                .iter()
+                .find(|e| e.1 == tag)
+                .is_none_or(|e| Some(e.0) == token)
     }
 
     /// Wakes the first future waiting with `tag`, leaving it in its place.
+    #[inline]
     pub(crate) fn wake_first(&self, tag: u32, out: &mut ToWake) {
-        if let Some(e) = self.list.iter().find(|e| e.1 == tag) {
+        if !self.list.is_empty()
+            && let Some(e) = self.list.iter().find(|e| e.1 == tag)
+        {
             out.push(e.2.clone());
         }
     }
