@@ -218,6 +218,13 @@ pub(crate) struct State<T: Transport, C: Timer, P: Provider> {
     task: Option<Waker>,
     /// A handle asked the task for a full pass.
     kicked: bool,
+    /// Events may wait where the direct draining of each connection the
+    /// task or a handle drove does not look (a timeout was handled, a
+    /// handle asked for a pass), or a closed connection waits to be freed
+    /// by the endpoint's round over its connections: the next flush makes
+    /// that round. Otherwise every event was taken already, and the round
+    /// would only find nothing.
+    scan_events: bool,
     to_wake: ToWake,
     /// Where received messages are copied for the application.
     arena: RecvArena,
@@ -271,6 +278,7 @@ impl<T: Transport, C: Timer, P: Provider> Shared<T, C, P> {
                 draining_peers: Vec::new(),
                 task: None,
                 kicked: true,
+                scan_events: true,
                 to_wake: ToWake::default(),
                 arena: RecvArena::default(),
                 span,
@@ -408,6 +416,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         // A full pass first only if a handle asked for one or the socket
         // refused packets; otherwise the socket or the timer woke us.
         if std::mem::take(&mut self.kicked) || self.pending.is_some() {
+            self.scan_events = true;
             let now = self.now();
             return self.full_pass(cx, now);
         }
@@ -449,6 +458,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
                 self.timer_fired = false;
                 let t = *now.get_or_insert_with(|| self.now());
                 self.ep.handle_timeout(t);
+                self.scan_events = true;
                 busy = true;
             }
         }
@@ -651,7 +661,11 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
     /// Polls events and transmits until neither has anything left.
     fn flush(&mut self, now: tern::Instant) {
         for _ in 0..16 {
-            let events = self.drain_events(now);
+            let events = if self.scan_events {
+                self.drain_events(now)
+            } else {
+                0
+            };
             self.transmit(now, None);
             if events == 0 {
                 break;
@@ -661,6 +675,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
     }
 
     fn drain_events(&mut self, now: tern::Instant) -> usize {
+        self.scan_events = false;
         let mut n = 0;
         while let Some((h, e)) = self.ep.poll_event() {
             self.on_event(h, e, now);
@@ -953,6 +968,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
             (None, Event::Connected) => self.register_accepted(h),
             // A server connection that never finished its handshake.
             (None, Event::Closed(why)) => {
+                self.scan_events = true;
                 debug!(parent: &self.span, ?h, %why, "half-open connection dropped");
                 if let Some(c) = self.ep.connection(h) {
                     self.gone_peers.push(c.peer_addr());
@@ -978,6 +994,8 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
             Event::Writable(_) => st.waiters(Wait::Send).wake_firsts(&mut self.to_wake),
             Event::DatagramReceived => st.wake(Wait::Datagram, &mut self.to_wake),
             Event::Closed(why) => {
+                // Its slot is freed by the endpoint's next round.
+                self.scan_events = true;
                 match why {
                     tern::ConnectionError::LocallyClosed { .. }
                     | tern::ConnectionError::PeerClosed { .. } => {
@@ -1030,6 +1048,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
                         c.close(now, code::SHUTDOWN, "not accepting");
                     }
                     st.start_close(code::SHUTDOWN, &mut self.to_wake);
+                    self.scan_events = true;
                     return;
                 }
                 let key = ConnKey {

@@ -382,3 +382,47 @@ async fn the_task_receives_once_per_batch_that_empties_the_socket() {
     .await
     .expect("test took too long");
 }
+
+/// Connections that ended leave the endpoint (their slots are freed) on
+/// both sides, whichever side closed, though the task takes each
+/// connection's events as they come rather than in rounds over every
+/// connection.
+#[tokio::test]
+async fn ended_connections_leave_both_endpoints() {
+    let key = [3u8; 32];
+    let net = Arc::new(Mutex::new(Net::default()));
+    let (server_io, _) = mem(&net, 1, 0);
+    let server_addr = server_io.addr;
+    let (client_io, _) = mem(&net, 2, 0);
+    let server = start(server_io, Some(key));
+    let client = start(client_io, None);
+    let held = |ep: &Endpoint| {
+        let ep = ep.clone();
+        async move { ep.stats().await.unwrap().connections }
+    };
+    tokio::time::timeout(Duration::from_secs(20), async {
+        for round in 0..3 {
+            let conn = client.connect(server_addr, public_key(&key)).await.unwrap();
+            let sc = server.accept().await.unwrap();
+            conn.send(0, b"ping").await.unwrap();
+            assert_eq!(&sc.recv_on(0).await.unwrap()[..], b"ping");
+            assert_eq!(held(&server).await, 1, "round {round}");
+            assert_eq!(held(&client).await, 1, "round {round}");
+            // The client closes in even rounds, the server in odd ones.
+            if round % 2 == 0 {
+                conn.close(0, "").await.unwrap();
+            } else {
+                sc.close(0, "").await.unwrap();
+            }
+            drop((conn, sc));
+            loop {
+                if held(&server).await == 0 && held(&client).await == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    })
+    .await
+    .expect("ended connections were never freed");
+}
