@@ -45,6 +45,7 @@ pub(crate) struct ToWake {
 }
 
 impl ToWake {
+    #[inline]
     pub(crate) fn push(&mut self, w: Waker) {
         if let Some(slot) = self.few.get_mut(self.n) {
             *slot = Some(w);
@@ -54,11 +55,13 @@ impl ToWake {
         }
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.n == 0
     }
 
     /// The waker, if exactly one is held (the common case), leaving none.
+    #[inline]
     pub(crate) fn take_single(&mut self) -> Option<Waker> {
         if self.n != 1 {
             return None;
@@ -94,12 +97,14 @@ pub(crate) struct WaitList {
 
 impl WaitList {
     /// Registers (or refreshes) the waker of the future holding `token`.
+    #[inline]
     pub(crate) fn register(&mut self, token: &mut Option<u64>, w: &Waker) {
         self.register_tagged(token, 0, w);
     }
 
     /// [`register`](Self::register) with a tag; a future already waiting
     /// keeps its place.
+    #[inline]
     pub(crate) fn register_tagged(&mut self, token: &mut Option<u64>, tag: u32, w: &Waker) {
         if let Some(t) = *token
             && !self.list.is_empty()
@@ -163,6 +168,7 @@ impl WaitList {
 
     /// Wakes every waiting task (in the order they first waited); they
     /// poll again and register again if they must keep waiting.
+    #[inline]
     pub(crate) fn wake_all(&mut self, out: &mut ToWake) {
         if self.list.len() == 1 {
             // The common case: one task waits.
@@ -275,6 +281,7 @@ impl ConnState {
         Poll::Pending
     }
 
+    #[inline]
     pub(crate) fn waiters(&mut self, w: Wait) -> &mut WaitList {
         match w {
             Wait::Recv => &mut self.recv_w,
@@ -287,6 +294,7 @@ impl ConnState {
     }
 
     /// Wakes every task waiting for `w`.
+    #[inline]
     pub(crate) fn wake(&mut self, w: Wait, out: &mut ToWake) {
         self.waiters(w).wake_all(out);
     }
@@ -463,6 +471,7 @@ pub(crate) struct RecvArena {
 
 impl RecvArena {
     /// A message lent by the core as two slices, in one `Bytes`.
+    #[inline]
     pub(crate) fn copy(&mut self, a: &[u8], b: &[u8]) -> Bytes {
         let n = a.len() + b.len();
         if n == 0 {

@@ -1165,6 +1165,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
 }
 
 /// Connection `k` in the slab, if it is still there.
+#[inline]
 fn slot(conns: &mut [Option<ConnState>], k: ConnKey) -> Option<&mut ConnState> {
     conns
         .get_mut(k.idx as usize)

@@ -252,6 +252,7 @@ impl<U: UdpIo> Transport for UdpTransport<U> {
 }
 
 /// How many packets of `segment` bytes one segmented send may carry.
+#[inline]
 pub(crate) fn batch_limit(max_segments: usize, segment: usize) -> usize {
     max_segments.min(MAX_GSO_BYTES / segment.max(1)).max(1)
 }
