@@ -85,6 +85,10 @@ impl UdpIo for TokioUdp {
             self.read.try_io(Interest::READABLE, |_| op())
         }
     }
+
+    fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> Option<io::Result<usize>> {
+        Some(self.read.get_ref().send_to(buf, to))
+    }
 }
 
 /// Registers `socket` with the reactor for `interest` only.
@@ -142,6 +146,10 @@ impl UdpIo for TokioUdp {
             Interest::READABLE
         };
         self.0.try_io(interest, op)
+    }
+
+    fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> Option<io::Result<usize>> {
+        Some(self.0.try_send_to(buf, to))
     }
 }
 
