@@ -772,9 +772,15 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
 
     /// Sends the waiting batch; whether the socket still refuses some.
     fn send_pending(&mut self) -> bool {
-        let Some(p) = self.pending else {
-            return false;
-        };
+        match self.pending {
+            Some(p) => self.offer(p),
+            None => false,
+        }
+    }
+
+    /// Offers the socket the batch `p` at the front of `tx_buf`, keeping
+    /// what it refuses as pending; whether it refused some.
+    fn offer(&mut self, p: Pending) -> bool {
         let Some(socket) = self.socket.as_mut() else {
             self.pending = None;
             return false;
@@ -809,13 +815,12 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         let Some((to, segment, count)) = batch else {
             return false;
         };
-        self.pending = Some(Pending {
+        if self.offer(Pending {
             to,
             segment,
             count,
             len,
-        });
-        if self.send_pending() {
+        }) {
             self.wake_task();
             return true;
         }

@@ -127,13 +127,13 @@ impl<U: UdpIo> UdpTransport<U> {
 
     /// One packet, without waiting: a plain `send_to` where the runtime
     /// offers it, else through `quinn-udp`.
+    #[inline]
     fn send_one(&self, to: SocketAddr, pkt: &[u8]) -> io::Result<()> {
-        for _ in 0..2 {
-            match self.io.try_send_to(pkt, to) {
-                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Some(r) => return r.map(|_| ()),
-                None => break,
-            }
+        match self.io.try_send_to(pkt, to) {
+            // Interrupted: `quinn-udp` tries again.
+            Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Some(r) => return r.map(|_| ()),
+            None => {}
         }
         self.try_one(&Transmit {
             destination: to,
@@ -231,6 +231,14 @@ impl<U: UdpIo> Transport for UdpTransport<U> {
         segment: usize,
         count: usize,
     ) -> io::Result<usize> {
+        if count == 1 {
+            return match self.send_one(to, buf) {
+                Ok(()) => Ok(1),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                // The packet is lost: the caller logs why.
+                Err(e) => Err(e),
+            };
+        }
         let segment = segment.max(1);
         if count > 1 {
             let t = Transmit {
