@@ -1582,3 +1582,170 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    /// Datagrams put in `inbox` by the test arrive in one batch, which
+    /// empties it; nothing to send ever fills up.
+    struct Inbox {
+        inbox: Arc<Mutex<VecDeque<Vec<u8>>>>,
+        batch: Vec<Vec<u8>>,
+        waits: bool,
+    }
+
+    const PEER: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9);
+
+    impl Transport for Inbox {
+        fn local_addr(&self) -> SocketAddr {
+            SocketAddr::from(([127, 0, 0, 1], 8))
+        }
+        fn max_segments(&self) -> usize {
+            1
+        }
+        fn poll_recv(&mut self, _: &mut Context<'_>) -> Poll<io::Result<usize>> {
+            self.waits = false;
+            let mut q = self.inbox.lock().unwrap();
+            if q.is_empty() {
+                return Poll::Pending;
+            }
+            self.batch = q.drain(..).collect();
+            self.waits = true;
+            Poll::Ready(Ok(self.batch.len()))
+        }
+        fn try_recv(&mut self) -> io::Result<usize> {
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+        fn recv_waits(&self) -> bool {
+            self.waits
+        }
+        fn meta(&self, i: usize) -> (SocketAddr, usize, usize) {
+            let n = self.batch[i].len();
+            (PEER, n, n.max(1))
+        }
+        fn packet(&mut self, i: usize, start: usize, len: usize) -> &mut [u8] {
+            &mut self.batch[i][start..start + len]
+        }
+        fn try_send(
+            &mut self,
+            _: SocketAddr,
+            _: &[u8],
+            _: usize,
+            count: usize,
+        ) -> io::Result<usize> {
+            Ok(count)
+        }
+        fn poll_writable(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A timer on a clock the test sets, that reports its deadline passed
+    /// once per arming (as `async-io`'s does), or once early when told to
+    /// (the deadline passing between the arming and the next poll).
+    struct OnceTimer {
+        now: Arc<Mutex<Instant>>,
+        deadline: Option<Instant>,
+        fired: Arc<AtomicBool>,
+        expire_next: Arc<AtomicBool>,
+        resets: Arc<AtomicUsize>,
+    }
+
+    impl Timer for OnceTimer {
+        fn now(&self) -> Instant {
+            *self.now.lock().unwrap()
+        }
+        fn reset(&mut self, at: Instant) {
+            self.deadline = Some(at);
+            self.fired.store(false, Ordering::SeqCst);
+            self.resets.fetch_add(1, Ordering::SeqCst);
+        }
+        fn poll_expired(&mut self, _: &mut Context<'_>) -> Poll<()> {
+            if self.fired.load(Ordering::SeqCst) {
+                return Poll::Pending;
+            }
+            let now = self.now();
+            if self.deadline.is_some_and(|d| now >= d)
+                || self.expire_next.swap(false, Ordering::SeqCst)
+            {
+                self.fired.store(true, Ordering::SeqCst);
+                return Poll::Ready(());
+            }
+            Poll::Pending
+        }
+    }
+
+    /// A timer that reports its deadline only once (`async-io`'s) and does
+    /// so where the task checks, after a busy pass, whether it may wait:
+    /// the task handles that deadline on its next pass and arms the timer
+    /// again, rather than poll it again, get nothing, and never hear of
+    /// the deadline.
+    #[test]
+    fn a_timer_expiry_seen_before_waiting_is_handled() {
+        let inbox = Arc::new(Mutex::new(VecDeque::new()));
+        let now = Arc::new(Mutex::new(Instant::now()));
+        let fired = Arc::new(AtomicBool::new(false));
+        let expire_next = Arc::new(AtomicBool::new(false));
+        let resets = Arc::new(AtomicUsize::new(0));
+        let timer = OnceTimer {
+            now: now.clone(),
+            deadline: None,
+            fired: fired.clone(),
+            expire_next: expire_next.clone(),
+            resets: resets.clone(),
+        };
+        let io = Inbox {
+            inbox: inbox.clone(),
+            batch: Vec::new(),
+            waits: false,
+        };
+        let config = tern::endpoint::EndpointConfig::client(tern::Config::service());
+        let shared = Shared::new(
+            io,
+            timer,
+            DriverEndpoint::<RingCrypto>::new(config),
+            StdRng::seed_from_u64(7),
+            tracing::Span::none(),
+        );
+        let creds = Credentials {
+            private_key: Some([1; 32]),
+            remote_public_key: Some(crate::public_key(&[2; 32])),
+            ..Credentials::default()
+        };
+        // A handshake that nobody answers: it has a retransmission timer.
+        shared.connect(PEER, &creds).unwrap();
+        let mut task = Task::new(shared.clone());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
+        let armed = resets.load(Ordering::SeqCst);
+        assert!(armed >= 1);
+        let at = {
+            let s = shared.state.lock().unwrap();
+            s.clock.to_std(s.timer_at.expect("the timer is armed"))
+        };
+        // The retransmission is due; a datagram comes in (and is dropped:
+        // it is garbage). The pass handles both and arms the timer again;
+        // the new deadline passes before the task checks whether it may
+        // wait (the timer says so once).
+        *now.lock().unwrap() = at;
+        inbox.lock().unwrap().push_back(vec![0; 40]);
+        expire_next.store(true, Ordering::SeqCst);
+        assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
+        assert!(
+            !expire_next.load(Ordering::SeqCst),
+            "the test proves nothing"
+        );
+        // The expiry was handled: the timer was armed again after it, so
+        // it will report the next deadline.
+        assert!(
+            !fired.load(Ordering::SeqCst),
+            "an expiry the timer reported once was lost"
+        );
+        assert!(resets.load(Ordering::SeqCst) >= armed + 2);
+    }
+}
