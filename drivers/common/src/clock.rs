@@ -19,9 +19,16 @@ impl Clock {
         Clock { epoch: now }
     }
 
+    #[inline]
     pub(crate) fn to_tern(self, t: Instant) -> tern::Instant {
-        let d = t.saturating_duration_since(self.epoch) + OFFSET;
-        tern::Instant::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        // Whole seconds and microseconds apart (no 128-bit arithmetic: this
+        // runs on every packet).
+        let d = t.saturating_duration_since(self.epoch);
+        let us = d
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(d.subsec_micros()));
+        tern::Instant::from_micros(us.saturating_add(OFFSET.as_micros() as u64))
     }
 
     /// A Tern deadline as a runtime instant (far-off deadlines are capped

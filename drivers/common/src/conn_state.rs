@@ -45,6 +45,7 @@ pub(crate) struct ToWake {
 }
 
 impl ToWake {
+    #[inline]
     pub(crate) fn push(&mut self, w: Waker) {
         if let Some(slot) = self.few.get_mut(self.n) {
             *slot = Some(w);
@@ -54,16 +55,29 @@ impl ToWake {
         }
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.n == 0
     }
 
-    /// Wakes every task (after the lock was released).
-    pub(crate) fn wake(self) {
-        for w in self.few.into_iter().flatten() {
-            w.wake();
+    /// The waker, if exactly one is held (the common case), leaving none.
+    #[inline]
+    pub(crate) fn take_single(&mut self) -> Option<Waker> {
+        if self.n != 1 {
+            return None;
         }
-        for w in self.more {
+        self.n = 0;
+        self.few[0].take()
+    }
+
+    /// Wakes every task (after the lock was released).
+    pub(crate) fn wake(mut self) {
+        for w in &mut self.few[..self.n] {
+            if let Some(w) = w.take() {
+                w.wake();
+            }
+        }
+        for w in self.more.drain(..) {
             w.wake();
         }
     }
@@ -83,14 +97,17 @@ pub(crate) struct WaitList {
 
 impl WaitList {
     /// Registers (or refreshes) the waker of the future holding `token`.
+    #[inline]
     pub(crate) fn register(&mut self, token: &mut Option<u64>, w: &Waker) {
         self.register_tagged(token, 0, w);
     }
 
     /// [`register`](Self::register) with a tag; a future already waiting
     /// keeps its place.
+    #[inline]
     pub(crate) fn register_tagged(&mut self, token: &mut Option<u64>, tag: u32, w: &Waker) {
         if let Some(t) = *token
+            && !self.list.is_empty()
             && let Some(e) = self.list.iter_mut().find(|e| e.0 == t)
         {
             if !e.2.will_wake(w) {
@@ -105,24 +122,37 @@ impl WaitList {
 
     /// Forgets the future holding `token` (it got what it waited for, or
     /// it was dropped); the tag it waited with, if it was waiting.
+    #[inline]
     pub(crate) fn remove(&mut self, token: &mut Option<u64>) -> Option<u32> {
         let t = token.take()?;
+        if let [(only, tag, _)] = self.list[..]
+            && only == t
+        {
+            self.list.clear();
+            return Some(tag);
+        }
         let i = self.list.iter().position(|e| e.0 == t)?;
         Some(self.list.remove(i).1)
     }
 
     /// Whether the future holding `token` (`None`: one not waiting yet)
     /// may go ahead for `tag`: no other future waits with `tag` before it.
+    #[inline]
     pub(crate) fn is_first(&self, token: Option<u64>, tag: u32) -> bool {
-        self.list
-            .iter()
-            .find(|e| e.1 == tag)
-            .is_none_or(|e| Some(e.0) == token)
+        self.list.is_empty()
+            || self
+                .list
+                .iter()
+                .find(|e| e.1 == tag)
+                .is_none_or(|e| Some(e.0) == token)
     }
 
     /// Wakes the first future waiting with `tag`, leaving it in its place.
+    #[inline]
     pub(crate) fn wake_first(&self, tag: u32, out: &mut ToWake) {
-        if let Some(e) = self.list.iter().find(|e| e.1 == tag) {
+        if !self.list.is_empty()
+            && let Some(e) = self.list.iter().find(|e| e.1 == tag)
+        {
             out.push(e.2.clone());
         }
     }
@@ -138,7 +168,15 @@ impl WaitList {
 
     /// Wakes every waiting task (in the order they first waited); they
     /// poll again and register again if they must keep waiting.
+    #[inline]
     pub(crate) fn wake_all(&mut self, out: &mut ToWake) {
+        if self.list.len() == 1 {
+            // The common case: one task waits.
+            if let Some((_, _, w)) = self.list.pop() {
+                out.push(w);
+            }
+            return;
+        }
         for (_, _, w) in self.list.drain(..) {
             out.push(w);
         }
@@ -243,6 +281,7 @@ impl ConnState {
         Poll::Pending
     }
 
+    #[inline]
     pub(crate) fn waiters(&mut self, w: Wait) -> &mut WaitList {
         match w {
             Wait::Recv => &mut self.recv_w,
@@ -255,6 +294,7 @@ impl ConnState {
     }
 
     /// Wakes every task waiting for `w`.
+    #[inline]
     pub(crate) fn wake(&mut self, w: Wait, out: &mut ToWake) {
         self.waiters(w).wake_all(out);
     }
@@ -306,10 +346,15 @@ impl ConnState {
     // ----- what was left when the connection ended -----
 
     /// The next stashed message for `channel` (any when `None`).
+    #[inline]
     pub(crate) fn take_stashed(&mut self, channel: Option<u32>) -> Option<(u32, Bytes)> {
         if self.stash.is_empty() {
             return None;
         }
+        self.take_stashed_slow(channel)
+    }
+
+    fn take_stashed_slow(&mut self, channel: Option<u32>) -> Option<(u32, Bytes)> {
         let pos = match channel {
             None => 0,
             Some(c) => self.stash.iter().position(|(ch, _)| *ch == c)?,
@@ -337,12 +382,13 @@ impl ConnState {
         error: Error,
         now: tern::Instant,
         out: &mut ToWake,
+        arena: &mut RecvArena,
     ) {
         if let Some(c) = core {
-            while let Some(m) = read_message(c, None) {
+            while let Some(m) = read_message(c, None, arena) {
                 self.stash.push_back(m);
             }
-            while let Some(d) = read_datagram(c) {
+            while let Some(d) = read_datagram(c, arena) {
                 self.dgram_stash.push_back(d);
             }
             let mut stats = self.stats(Some(&*c), now);
@@ -380,31 +426,74 @@ pub(crate) fn close_outcome(e: &Error) -> Result<(), Error> {
 
 /// The next message of `channel` (any when `None`) from the core, in the
 /// `Bytes` the application gets: copied once, straight from the core's
-/// receive ring into an allocation of its exact size (no zeroing).
+/// receive ring (see [`RecvArena`]).
 pub(crate) fn read_message<P: Provider>(
     core: &mut Core<P>,
     channel: Option<u32>,
+    arena: &mut RecvArena,
 ) -> Option<(u32, Bytes)> {
+    let copy = |a: &[u8], b: &[u8]| arena.copy(a, b);
     match channel {
-        None => core.recv_any_with(to_bytes),
-        Some(c) => core.recv_with(c, to_bytes).map(|m| (c, m)),
+        None => core.recv_any_with(copy),
+        Some(c) => core.recv_with(c, copy).map(|m| (c, m)),
     }
 }
 
 /// The next datagram from the core, copied once as messages are.
-pub(crate) fn read_datagram<P: Provider>(core: &mut Core<P>) -> Option<Bytes> {
-    core.recv_datagram_with(to_bytes)
+pub(crate) fn read_datagram<P: Provider>(
+    core: &mut Core<P>,
+    arena: &mut RecvArena,
+) -> Option<Bytes> {
+    core.recv_datagram_with(|a, b| arena.copy(a, b))
 }
 
-/// A message lent by the core as two slices, in one `Bytes`.
-fn to_bytes(a: &[u8], b: &[u8]) -> Bytes {
-    if b.is_empty() {
-        return Bytes::copy_from_slice(a);
+/// Bytes of each buffer that small received messages share.
+pub(crate) const ARENA_CHUNK: usize = 16 * 1024;
+/// Largest message copied into a shared buffer; larger ones get their own
+/// allocation of their exact size.
+pub(crate) const ARENA_MAX: usize = 1024;
+
+/// Where received messages are copied for the application: small ones
+/// (up to [`ARENA_MAX`] bytes) one after the other into a shared buffer
+/// of [`ARENA_CHUNK`] bytes, each handed out as its own `Bytes` (one
+/// allocation per buffer rather than one per message, and no zeroing);
+/// larger ones into an allocation of their own. A message that does not
+/// fit in what is left of the buffer starts a new one; the old buffer is
+/// freed once the application dropped every message in it.
+///
+/// So a small message the application keeps keeps its whole buffer
+/// allocated (at most [`ARENA_CHUNK`] bytes per message kept, and less as
+/// kept messages share buffers); one kept for long is best copied out.
+#[derive(Default)]
+pub(crate) struct RecvArena {
+    buf: BytesMut,
+}
+
+impl RecvArena {
+    /// A message lent by the core as two slices, in one `Bytes`.
+    #[inline]
+    pub(crate) fn copy(&mut self, a: &[u8], b: &[u8]) -> Bytes {
+        let n = a.len() + b.len();
+        if n == 0 {
+            return Bytes::new();
+        }
+        if n > ARENA_MAX {
+            let mut m = BytesMut::with_capacity(n);
+            m.extend_from_slice(a);
+            m.extend_from_slice(b);
+            return m.freeze();
+        }
+        // What was handed out is split off: `buf` is the rest of the
+        // buffer, empty, and never grows (that would reallocate).
+        if self.buf.capacity() < n {
+            self.buf = BytesMut::with_capacity(ARENA_CHUNK);
+        }
+        self.buf.extend_from_slice(a);
+        if !b.is_empty() {
+            self.buf.extend_from_slice(b);
+        }
+        self.buf.split_to(n).freeze()
     }
-    let mut m = BytesMut::with_capacity(a.len() + b.len());
-    m.extend_from_slice(a);
-    m.extend_from_slice(b);
-    m.freeze()
 }
 
 #[cfg(test)]
@@ -460,6 +549,68 @@ mod tests {
         // The woken future's token is stale: polling again registers anew.
         list.register(&mut ta, &wa2);
         assert_eq!(list.list.len(), 1);
+    }
+
+    /// Small messages are copied one after the other into shared buffers
+    /// (one allocation per buffer), each its own `Bytes`, intact and
+    /// independent of the others however many buffers they span; large
+    /// ones get their own allocation; a kept message is never touched by
+    /// the messages after it.
+    #[test]
+    fn received_messages_share_buffers_and_stay_intact() {
+        let mut arena = RecvArena::default();
+        let msg = |i: usize, len: usize| -> Vec<u8> {
+            (0..len).map(|j| (i * 31 + j * 7) as u8).collect()
+        };
+        // Consecutive small messages lie back to back in one buffer: no
+        // allocation of their own.
+        let a = arena.copy(&msg(0, 64), &[]);
+        let b = arena.copy(&msg(1, 64), &[]);
+        assert_eq!(b.as_ptr(), a.as_ptr().wrapping_add(64), "not shared");
+        // A message lent as two slices comes out whole.
+        let m = msg(2, 100);
+        let c = arena.copy(&m[..30], &m[30..]);
+        assert_eq!(&c[..], &m[..]);
+        assert_eq!(c.as_ptr(), b.as_ptr().wrapping_add(64));
+        // A large message has its own allocation, outside the buffer; the
+        // next small one still follows the last small one.
+        let big = msg(3, ARENA_MAX + 1);
+        let d = arena.copy(&big[..500], &big[500..]);
+        assert_eq!(&d[..], &big[..]);
+        let e = arena.copy(&msg(4, 10), &[]);
+        assert_eq!(e.as_ptr(), c.as_ptr().wrapping_add(100));
+        // Many buffers' worth of messages of every size up to the limit,
+        // every one kept: each is intact, and those of one buffer are
+        // dropped in any order.
+        let mut kept = Vec::new();
+        let mut total = 0;
+        for i in 0..2_000 {
+            let len = 1 + (i * 37) % ARENA_MAX;
+            let m = msg(i, len);
+            let split = len / 3;
+            kept.push((i, len, arena.copy(&m[..split], &m[split..])));
+            total += len;
+            if i % 3 == 0 {
+                // Some are dropped at once (the application is done).
+                kept.pop();
+            }
+        }
+        assert!(total > 20 * ARENA_CHUNK, "too few buffers: {total}");
+        for (i, len, k) in &kept {
+            assert_eq!(&k[..], &msg(*i, *len)[..], "message {i}");
+        }
+        // The first messages, kept all along, were not overwritten.
+        assert_eq!(&a[..], &msg(0, 64)[..]);
+        assert_eq!(&b[..], &msg(1, 64)[..]);
+        assert_eq!(&e[..], &msg(4, 10)[..]);
+        // A message is independent of its neighbours: made mutable, it
+        // is copied out (the buffer is shared), leaving them as they were.
+        let mut own = Vec::from(b.clone());
+        own.fill(0);
+        assert_eq!(&b[..], &msg(1, 64)[..]);
+        assert_eq!(&c[..], &m[..]);
+        // An empty message holds no buffer.
+        assert!(arena.copy(&[], &[]).is_empty());
     }
 
     /// More tasks than fit inline are all woken.

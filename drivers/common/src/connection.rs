@@ -150,6 +150,12 @@ impl Connection {
     /// The next complete message from any channel, as `(channel, bytes)`.
     /// Channels are taken in turn; each channel's messages come in order.
     /// Cancel-safe: a message is never lost by dropping the future.
+    ///
+    /// Messages (and datagrams) up to 1 KiB are copied into 16 KiB buffers
+    /// that the messages received around them share, one allocation per
+    /// buffer rather than per message: a small message kept keeps its
+    /// buffer allocated (at most 16 KiB per message kept). Copy out what
+    /// is kept for long (`to_vec`, `Bytes::copy_from_slice`).
     pub async fn recv(&self) -> Result<(u32, Bytes), Error> {
         let mut w = Waiting::new(&self.inner, Wait::Recv);
         let (ops, key) = (&self.inner.ops, self.inner.key);

@@ -18,7 +18,8 @@
 
 use crate::clock::Clock;
 use crate::conn_state::{
-    ConnState, Core, Provider, ToWake, Wait, WaitList, close_outcome, read_datagram, read_message,
+    ConnState, Core, Provider, RecvArena, ToWake, Wait, WaitList, close_outcome, read_datagram,
+    read_message,
 };
 use crate::endpoint::EndpointStats;
 use crate::error::{Error, SendError};
@@ -182,6 +183,10 @@ pub(crate) struct State<T: Transport, C: Timer, P: Provider> {
     /// waker and wakes the task when due, so a pass asks the clock rather
     /// than the timer whether it is.
     timer_waits: bool,
+    /// The timer reported its deadline passed where the task could not
+    /// handle it at once (a runtime's timer may say so only once): the
+    /// next pass does.
+    timer_fired: bool,
     /// Slab of connections by `ConnKey::idx`.
     conns: Vec<Option<ConnState>>,
     free: Vec<u32>,
@@ -213,7 +218,16 @@ pub(crate) struct State<T: Transport, C: Timer, P: Provider> {
     task: Option<Waker>,
     /// A handle asked the task for a full pass.
     kicked: bool,
+    /// Events may wait where the direct draining of each connection the
+    /// task or a handle drove does not look (a timeout was handled, a
+    /// handle asked for a pass), or a closed connection waits to be freed
+    /// by the endpoint's round over its connections: the next flush makes
+    /// that round. Otherwise every event was taken already, and the round
+    /// would only find nothing.
+    scan_events: bool,
     to_wake: ToWake,
+    /// Where received messages are copied for the application.
+    arena: RecvArena,
     span: tracing::Span,
 }
 
@@ -245,6 +259,7 @@ impl<T: Transport, C: Timer, P: Provider> Shared<T, C, P> {
                 timer,
                 timer_at: None,
                 timer_waits: false,
+                timer_fired: false,
                 conns: Vec::new(),
                 free: Vec::new(),
                 by_handle: Vec::new(),
@@ -263,7 +278,9 @@ impl<T: Transport, C: Timer, P: Provider> Shared<T, C, P> {
                 draining_peers: Vec::new(),
                 task: None,
                 kicked: true,
+                scan_events: true,
                 to_wake: ToWake::default(),
+                arena: RecvArena::default(),
                 span,
                 ep,
             }),
@@ -275,11 +292,17 @@ impl<T: Transport, C: Timer, P: Provider> Shared<T, C, P> {
         let mut g: MutexGuard<'_, State<T, C, P>> =
             self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let r = f(&mut g);
-        let wake = (!g.to_wake.is_empty()).then(|| std::mem::take(&mut g.to_wake));
-        drop(g);
-        if let Some(w) = wake {
-            w.wake();
+        if g.to_wake.is_empty() {
+            return r;
         }
+        if let Some(w) = g.to_wake.take_single() {
+            drop(g);
+            w.wake();
+            return r;
+        }
+        let wake = std::mem::take(&mut g.to_wake);
+        drop(g);
+        wake.wake();
         r
     }
 }
@@ -393,6 +416,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         // A full pass first only if a handle asked for one or the socket
         // refused packets; otherwise the socket or the timer woke us.
         if std::mem::take(&mut self.kicked) || self.pending.is_some() {
+            self.scan_events = true;
             let now = self.now();
             return self.full_pass(cx, now);
         }
@@ -411,7 +435,9 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         let mut now = None;
         let mut busy = false;
         if let Some(at) = self.timer_at {
-            let due = if self.timer_waits {
+            let due = if self.timer_fired {
+                true
+            } else if self.timer_waits {
                 // The timer wakes the task when it is due; the first pass
                 // of each wake-up asks the clock (cheaper than polling the
                 // runtime's timer on every pass).
@@ -429,8 +455,10 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
             if due {
                 self.timer_at = None;
                 self.timer_waits = false;
+                self.timer_fired = false;
                 let t = *now.get_or_insert_with(|| self.now());
                 self.ep.handle_timeout(t);
+                self.scan_events = true;
                 busy = true;
             }
         }
@@ -452,6 +480,10 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
                 let Some(socket) = self.socket.as_mut() else {
                     break;
                 };
+                if socket.recv_waits() {
+                    // The batch emptied the socket.
+                    break;
+                }
                 match socket.try_recv() {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     next => {
@@ -473,8 +505,28 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         self.kicked = false;
         match self.full_pass(cx, now) {
             Some(_) => Step::Done,
+            None if self.settled(cx) => Step::Idle,
             None => Step::Busy,
         }
+    }
+
+    /// After a busy pass: whether the next would find nothing to do, so
+    /// the task may wait now. It would if the socket's last receive
+    /// emptied it and left the task's waker, and the timer holds the
+    /// task's waker (polled here if it was armed since it last did).
+    /// Handles that need the task wake it themselves.
+    fn settled(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.socket.as_ref().is_some_and(|s| s.recv_waits()) {
+            return false;
+        }
+        if self.timer_at.is_some() && !self.timer_waits {
+            if self.timer.poll_expired(cx).is_ready() {
+                self.timer_fired = true;
+                return false;
+            }
+            self.timer_waits = true;
+        }
+        true
     }
 
     /// Pending packets, events, transmits, the end of a shutdown, the
@@ -592,7 +644,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         let now = self.now();
         for st in self.conns.iter_mut().flatten() {
             if st.ended.is_none() {
-                st.on_ended::<P>(None, error.clone(), now, &mut self.to_wake);
+                st.on_ended::<P>(None, error.clone(), now, &mut self.to_wake, &mut self.arena);
             }
         }
         self.accept_w.wake_all(&mut self.to_wake);
@@ -609,7 +661,11 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
     /// Polls events and transmits until neither has anything left.
     fn flush(&mut self, now: tern::Instant) {
         for _ in 0..16 {
-            let events = self.drain_events(now);
+            let events = if self.scan_events {
+                self.drain_events(now)
+            } else {
+                0
+            };
             self.transmit(now, None);
             if events == 0 {
                 break;
@@ -619,6 +675,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
     }
 
     fn drain_events(&mut self, now: tern::Instant) -> usize {
+        self.scan_events = false;
         let mut n = 0;
         while let Some((h, e)) = self.ep.poll_event() {
             self.on_event(h, e, now);
@@ -715,9 +772,15 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
 
     /// Sends the waiting batch; whether the socket still refuses some.
     fn send_pending(&mut self) -> bool {
-        let Some(p) = self.pending else {
-            return false;
-        };
+        match self.pending {
+            Some(p) => self.offer(p),
+            None => false,
+        }
+    }
+
+    /// Offers the socket the batch `p` at the front of `tx_buf`, keeping
+    /// what it refuses as pending; whether it refused some.
+    fn offer(&mut self, p: Pending) -> bool {
         let Some(socket) = self.socket.as_mut() else {
             self.pending = None;
             return false;
@@ -752,13 +815,12 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
         let Some((to, segment, count)) = batch else {
             return false;
         };
-        self.pending = Some(Pending {
+        if self.offer(Pending {
             to,
             segment,
             count,
             len,
-        });
-        if self.send_pending() {
+        }) {
             self.wake_task();
             return true;
         }
@@ -911,6 +973,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
             (None, Event::Connected) => self.register_accepted(h),
             // A server connection that never finished its handshake.
             (None, Event::Closed(why)) => {
+                self.scan_events = true;
                 debug!(parent: &self.span, ?h, %why, "half-open connection dropped");
                 if let Some(c) = self.ep.connection(h) {
                     self.gone_peers.push(c.peer_addr());
@@ -936,6 +999,8 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
             Event::Writable(_) => st.waiters(Wait::Send).wake_firsts(&mut self.to_wake),
             Event::DatagramReceived => st.wake(Wait::Datagram, &mut self.to_wake),
             Event::Closed(why) => {
+                // Its slot is freed by the endpoint's next round.
+                self.scan_events = true;
                 match why {
                     tern::ConnectionError::LocallyClosed { .. }
                     | tern::ConnectionError::PeerClosed { .. } => {
@@ -946,7 +1011,13 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
                 let core = self.ep.connection_mut(h);
                 self.gone_peers
                     .push(core.as_deref().map_or(st.peer, |c| c.peer_addr()));
-                st.on_ended(core, Error::Closed(why), now, &mut self.to_wake);
+                st.on_ended(
+                    core,
+                    Error::Closed(why),
+                    now,
+                    &mut self.to_wake,
+                    &mut self.arena,
+                );
                 self.by_handle[h.0] = 0;
                 self.forget_if_unused(idx);
             }
@@ -982,6 +1053,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
                         c.close(now, code::SHUTDOWN, "not accepting");
                     }
                     st.start_close(code::SHUTDOWN, &mut self.to_wake);
+                    self.scan_events = true;
                     return;
                 }
                 let key = ConnKey {
@@ -1098,6 +1170,7 @@ impl<T: Transport, C: Timer, P: Provider> State<T, C, P> {
 }
 
 /// Connection `k` in the slab, if it is still there.
+#[inline]
 fn slot(conns: &mut [Option<ConnState>], k: ConnKey) -> Option<&mut ConnState> {
     conns
         .get_mut(k.idx as usize)
@@ -1228,7 +1301,7 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
             }
             if let Some(h) = st.handle
                 && let Some(c) = s.ep.connection_mut(h)
-                && let Some(m) = read_message(c, channel)
+                && let Some(m) = read_message(c, channel, &mut s.arena)
             {
                 st.waiters(Wait::Recv).remove(t);
                 // A read adds at most a credit update to send (no event,
@@ -1263,7 +1336,7 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
                 return Poll::Ready(Ok(d));
             }
             if let Some(c) = st.handle.and_then(|h| s.ep.connection_mut(h))
-                && let Some(d) = read_datagram(c)
+                && let Some(d) = read_datagram(c, &mut s.arena)
             {
                 st.waiters(Wait::Datagram).remove(t);
                 return Poll::Ready(Ok(d));
@@ -1507,5 +1580,172 @@ impl<T: Transport, C: Timer, P: Provider> Ops for Shared<T, C, P> {
             s.check_orphaned(now);
             s.after_op(now);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    /// Datagrams put in `inbox` by the test arrive in one batch, which
+    /// empties it; nothing to send ever fills up.
+    struct Inbox {
+        inbox: Arc<Mutex<VecDeque<Vec<u8>>>>,
+        batch: Vec<Vec<u8>>,
+        waits: bool,
+    }
+
+    const PEER: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9);
+
+    impl Transport for Inbox {
+        fn local_addr(&self) -> SocketAddr {
+            SocketAddr::from(([127, 0, 0, 1], 8))
+        }
+        fn max_segments(&self) -> usize {
+            1
+        }
+        fn poll_recv(&mut self, _: &mut Context<'_>) -> Poll<io::Result<usize>> {
+            self.waits = false;
+            let mut q = self.inbox.lock().unwrap();
+            if q.is_empty() {
+                return Poll::Pending;
+            }
+            self.batch = q.drain(..).collect();
+            self.waits = true;
+            Poll::Ready(Ok(self.batch.len()))
+        }
+        fn try_recv(&mut self) -> io::Result<usize> {
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+        fn recv_waits(&self) -> bool {
+            self.waits
+        }
+        fn meta(&self, i: usize) -> (SocketAddr, usize, usize) {
+            let n = self.batch[i].len();
+            (PEER, n, n.max(1))
+        }
+        fn packet(&mut self, i: usize, start: usize, len: usize) -> &mut [u8] {
+            &mut self.batch[i][start..start + len]
+        }
+        fn try_send(
+            &mut self,
+            _: SocketAddr,
+            _: &[u8],
+            _: usize,
+            count: usize,
+        ) -> io::Result<usize> {
+            Ok(count)
+        }
+        fn poll_writable(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A timer on a clock the test sets, that reports its deadline passed
+    /// once per arming (as `async-io`'s does), or once early when told to
+    /// (the deadline passing between the arming and the next poll).
+    struct OnceTimer {
+        now: Arc<Mutex<Instant>>,
+        deadline: Option<Instant>,
+        fired: Arc<AtomicBool>,
+        expire_next: Arc<AtomicBool>,
+        resets: Arc<AtomicUsize>,
+    }
+
+    impl Timer for OnceTimer {
+        fn now(&self) -> Instant {
+            *self.now.lock().unwrap()
+        }
+        fn reset(&mut self, at: Instant) {
+            self.deadline = Some(at);
+            self.fired.store(false, Ordering::SeqCst);
+            self.resets.fetch_add(1, Ordering::SeqCst);
+        }
+        fn poll_expired(&mut self, _: &mut Context<'_>) -> Poll<()> {
+            if self.fired.load(Ordering::SeqCst) {
+                return Poll::Pending;
+            }
+            let now = self.now();
+            if self.deadline.is_some_and(|d| now >= d)
+                || self.expire_next.swap(false, Ordering::SeqCst)
+            {
+                self.fired.store(true, Ordering::SeqCst);
+                return Poll::Ready(());
+            }
+            Poll::Pending
+        }
+    }
+
+    /// A timer that reports its deadline only once (`async-io`'s) and does
+    /// so where the task checks, after a busy pass, whether it may wait:
+    /// the task handles that deadline on its next pass and arms the timer
+    /// again, rather than poll it again, get nothing, and never hear of
+    /// the deadline.
+    #[test]
+    fn a_timer_expiry_seen_before_waiting_is_handled() {
+        let inbox = Arc::new(Mutex::new(VecDeque::new()));
+        let now = Arc::new(Mutex::new(Instant::now()));
+        let fired = Arc::new(AtomicBool::new(false));
+        let expire_next = Arc::new(AtomicBool::new(false));
+        let resets = Arc::new(AtomicUsize::new(0));
+        let timer = OnceTimer {
+            now: now.clone(),
+            deadline: None,
+            fired: fired.clone(),
+            expire_next: expire_next.clone(),
+            resets: resets.clone(),
+        };
+        let io = Inbox {
+            inbox: inbox.clone(),
+            batch: Vec::new(),
+            waits: false,
+        };
+        let config = tern::endpoint::EndpointConfig::client(tern::Config::service());
+        let shared = Shared::new(
+            io,
+            timer,
+            DriverEndpoint::<RingCrypto>::new(config),
+            StdRng::seed_from_u64(7),
+            tracing::Span::none(),
+        );
+        let creds = Credentials {
+            private_key: Some([1; 32]),
+            remote_public_key: Some(crate::public_key(&[2; 32])),
+            ..Credentials::default()
+        };
+        // A handshake that nobody answers: it has a retransmission timer.
+        shared.connect(PEER, &creds).unwrap();
+        let mut task = Task::new(shared.clone());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
+        let armed = resets.load(Ordering::SeqCst);
+        assert!(armed >= 1);
+        let at = {
+            let s = shared.state.lock().unwrap();
+            s.clock.to_std(s.timer_at.expect("the timer is armed"))
+        };
+        // The retransmission is due; a datagram comes in (and is dropped:
+        // it is garbage). The pass handles both and arms the timer again;
+        // the new deadline passes before the task checks whether it may
+        // wait (the timer says so once).
+        *now.lock().unwrap() = at;
+        inbox.lock().unwrap().push_back(vec![0; 40]);
+        expire_next.store(true, Ordering::SeqCst);
+        assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
+        assert!(
+            !expire_next.load(Ordering::SeqCst),
+            "the test proves nothing"
+        );
+        // The expiry was handled: the timer was armed again after it, so
+        // it will report the next deadline.
+        assert!(
+            !fired.load(Ordering::SeqCst),
+            "an expiry the timer reported once was lost"
+        );
+        assert!(resets.load(Ordering::SeqCst) >= armed + 2);
     }
 }

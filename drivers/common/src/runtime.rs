@@ -30,6 +30,16 @@ pub trait Transport: Send + 'static {
     /// Receives a batch if one is waiting (`WouldBlock` otherwise).
     fn try_recv(&mut self) -> io::Result<usize>;
 
+    /// Whether the last [`poll_recv`](Self::poll_recv) found the socket's
+    /// queue empty after the batch it returned, and left the task's waker
+    /// for the next packet: until that wakes the task, a receive would
+    /// only report `WouldBlock`, so the loop does not try one. A transport
+    /// that cannot tell says `false` (the loop then receives until it
+    /// finds nothing).
+    fn recv_waits(&self) -> bool {
+        false
+    }
+
     /// Where buffer `i` of the last batch came from, its length, and the
     /// size of each packet in it (several packets share a buffer when the
     /// OS coalesced them).

@@ -44,6 +44,11 @@ struct Mem {
     batch: Vec<Packet>,
     /// The peers the endpoint said no connection uses any more.
     gone: Arc<Mutex<Vec<SocketAddr>>>,
+    /// The last `poll_recv` emptied the queue and left its waker.
+    waits: bool,
+    /// Receive calls (`poll_recv` and `try_recv`), and those that got
+    /// packets.
+    recvs: Arc<Mutex<(u64, u64)>>,
 }
 
 impl Transport for Mem {
@@ -67,11 +72,27 @@ impl Transport for Mem {
                 }
                 Poll::Pending
             }
+            Ok(n) => {
+                // The batch emptied the queue: wait for the next packet
+                // now, as the UDP transport does.
+                let mut net = self.net.lock().unwrap();
+                if net.queues.get(&self.addr).is_none_or(|q| q.is_empty()) {
+                    net.readers.insert(self.addr, cx.waker().clone());
+                    self.waits = true;
+                }
+                Poll::Ready(Ok(n))
+            }
             r => Poll::Ready(r),
         }
     }
 
+    fn recv_waits(&self) -> bool {
+        self.waits
+    }
+
     fn try_recv(&mut self) -> io::Result<usize> {
+        self.waits = false;
+        self.recvs.lock().unwrap().0 += 1;
         self.batch.clear();
         let mut net = self.net.lock().unwrap();
         let q = net.queues.entry(self.addr).or_default();
@@ -84,6 +105,7 @@ impl Transport for Mem {
         if self.batch.is_empty() {
             Err(io::ErrorKind::WouldBlock.into())
         } else {
+            self.recvs.lock().unwrap().1 += 1;
             Ok(self.batch.len())
         }
     }
@@ -186,6 +208,8 @@ fn mem(net: &Arc<Mutex<Net>>, port: u16, fill_every: u32) -> (Mem, Arc<Mutex<Buf
         fill_every,
         batch: Vec::new(),
         gone: Arc::default(),
+        waits: false,
+        recvs: Arc::default(),
     };
     (m, buffer)
 }
@@ -311,4 +335,94 @@ async fn a_peer_is_gone_once_its_last_connection_ended() {
         "{:?}",
         gone_now()
     );
+}
+
+/// A receive batch that empties the socket (and leaves the task's waker,
+/// as the UDP transport does) ends the task's work: the task does not
+/// call the socket again until a packet wakes it. One message at a time
+/// each way, every packet is one batch, and each batch one receive call
+/// (two if the task looked again only to find the socket empty).
+#[tokio::test]
+async fn the_task_receives_once_per_batch_that_empties_the_socket() {
+    let key = [5u8; 32];
+    let net = Arc::new(Mutex::new(Net::default()));
+    let (server_io, _) = mem(&net, 1, 0);
+    let server_addr = server_io.addr;
+    let (client_io, _) = mem(&net, 2, 0);
+    let recvs = client_io.recvs.clone();
+    let server = start(server_io, Some(key));
+    let client = start(client_io, None);
+    tokio::time::timeout(Duration::from_secs(20), async {
+        let conn = client.connect(server_addr, public_key(&key)).await.unwrap();
+        let sc = server.accept().await.unwrap();
+        let echo = tokio::spawn(async move {
+            while let Ok((ch, m)) = sc.recv().await {
+                if sc.send(ch, m).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let before = *recvs.lock().unwrap();
+        for i in 0..200u32 {
+            conn.send(0, i.to_be_bytes()).await.unwrap();
+            let (_, m) = conn.recv().await.unwrap();
+            assert_eq!(&m[..], &i.to_be_bytes()[..]);
+        }
+        let after = *recvs.lock().unwrap();
+        let (calls, batches) = (after.0 - before.0, after.1 - before.1);
+        assert!(batches >= 200, "{batches} batches");
+        // A few more calls for wake-ups by the timer or a handle.
+        assert!(
+            calls <= batches + batches / 10,
+            "{calls} receive calls for {batches} batches"
+        );
+        conn.close(0, "").await.unwrap();
+        echo.abort();
+    })
+    .await
+    .expect("test took too long");
+}
+
+/// Connections that ended leave the endpoint (their slots are freed) on
+/// both sides, whichever side closed, though the task takes each
+/// connection's events as they come rather than in rounds over every
+/// connection.
+#[tokio::test]
+async fn ended_connections_leave_both_endpoints() {
+    let key = [3u8; 32];
+    let net = Arc::new(Mutex::new(Net::default()));
+    let (server_io, _) = mem(&net, 1, 0);
+    let server_addr = server_io.addr;
+    let (client_io, _) = mem(&net, 2, 0);
+    let server = start(server_io, Some(key));
+    let client = start(client_io, None);
+    let held = |ep: &Endpoint| {
+        let ep = ep.clone();
+        async move { ep.stats().await.unwrap().connections }
+    };
+    tokio::time::timeout(Duration::from_secs(20), async {
+        for round in 0..3 {
+            let conn = client.connect(server_addr, public_key(&key)).await.unwrap();
+            let sc = server.accept().await.unwrap();
+            conn.send(0, b"ping").await.unwrap();
+            assert_eq!(&sc.recv_on(0).await.unwrap()[..], b"ping");
+            assert_eq!(held(&server).await, 1, "round {round}");
+            assert_eq!(held(&client).await, 1, "round {round}");
+            // The client closes in even rounds, the server in odd ones.
+            if round % 2 == 0 {
+                conn.close(0, "").await.unwrap();
+            } else {
+                sc.close(0, "").await.unwrap();
+            }
+            drop((conn, sc));
+            loop {
+                if held(&server).await == 0 && held(&client).await == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    })
+    .await
+    .expect("ended connections were never freed");
 }

@@ -37,6 +37,15 @@ pub trait UdpIo: Send + Sync + 'static {
     /// Runs a non-blocking operation; a `WouldBlock` from it clears the
     /// readiness of that direction (`write` or read).
     fn try_io<R>(&self, write: bool, op: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
+
+    /// Sends one datagram to `to` without waiting, as
+    /// [`try_io`](Self::try_io) would for a write, where the socket offers
+    /// a plain `send_to`: one packet needs none of the control messages
+    /// `quinn-udp` builds (for segmentation), so this is the cheaper call.
+    /// `None` (the default) lets the transport send it with `quinn-udp`.
+    fn try_send_to(&self, _buf: &[u8], _to: SocketAddr) -> Option<io::Result<usize>> {
+        None
+    }
 }
 
 /// Binds a UDP socket for an endpoint: dual-stack where the system allows
@@ -86,6 +95,11 @@ pub struct UdpTransport<U: UdpIo> {
     local_addr: SocketAddr,
     recv_buf: Vec<u8>,
     meta: [RecvMeta; RECV_BUFS],
+    /// The last receive found the socket's queue empty after its batch
+    /// (and cleared the runtime's readiness).
+    drained: bool,
+    /// Drained, and the waker of the last `poll_recv` waits for readiness.
+    waits: bool,
 }
 
 impl<U: UdpIo> UdpTransport<U> {
@@ -99,6 +113,8 @@ impl<U: UdpIo> UdpTransport<U> {
             local_addr,
             recv_buf: vec![0; RECV_CHUNK * RECV_BUFS],
             meta: [RecvMeta::default(); RECV_BUFS],
+            drained: false,
+            waits: false,
         })
     }
 
@@ -107,6 +123,25 @@ impl<U: UdpIo> UdpTransport<U> {
     fn try_one(&self, t: &Transmit<'_>) -> io::Result<()> {
         self.io
             .try_io(true, || self.state.try_send(self.io.sock_ref(), t))
+    }
+
+    /// One packet, without waiting: a plain `send_to` where the runtime
+    /// offers it, else through `quinn-udp`.
+    #[inline]
+    fn send_one(&self, to: SocketAddr, pkt: &[u8]) -> io::Result<()> {
+        match self.io.try_send_to(pkt, to) {
+            // Interrupted: `quinn-udp` tries again.
+            Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Some(r) => return r.map(|_| ()),
+            None => {}
+        }
+        self.try_one(&Transmit {
+            destination: to,
+            ecn: None,
+            contents: pkt,
+            segment_size: None,
+            src_ip: None,
+        })
     }
 }
 
@@ -120,17 +155,34 @@ impl<U: UdpIo> Transport for UdpTransport<U> {
     }
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.waits = false;
         loop {
             match self.try_recv() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     ready!(self.io.poll_read_ready(cx))?;
+                }
+                Ok(n) => {
+                    if self.drained {
+                        // The batch emptied the queue: leave the waker for
+                        // the next packet now (readiness was cleared, so
+                        // this is pending unless one came meanwhile), so
+                        // that the loop need not come back only to find
+                        // the socket empty.
+                        self.waits = self.io.poll_read_ready(cx).is_pending();
+                    }
+                    return Poll::Ready(Ok(n));
                 }
                 r => return Poll::Ready(r),
             }
         }
     }
 
+    fn recv_waits(&self) -> bool {
+        self.waits
+    }
+
     fn try_recv(&mut self) -> io::Result<usize> {
+        self.waits = false;
         let mut chunks = self.recv_buf.chunks_mut(RECV_CHUNK);
         let mut bufs: [IoSliceMut<'_>; RECV_BUFS] =
             std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
@@ -149,6 +201,7 @@ impl<U: UdpIo> Transport for UdpTransport<U> {
             }
             Ok(n)
         });
+        self.drained = drained.is_some();
         match drained {
             Some(n) => Ok(n),
             None => r,
@@ -178,6 +231,14 @@ impl<U: UdpIo> Transport for UdpTransport<U> {
         segment: usize,
         count: usize,
     ) -> io::Result<usize> {
+        if count == 1 {
+            return match self.send_one(to, buf) {
+                Ok(()) => Ok(1),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                // The packet is lost: the caller logs why.
+                Err(e) => Err(e),
+            };
+        }
         let segment = segment.max(1);
         if count > 1 {
             let t = Transmit {
@@ -196,14 +257,7 @@ impl<U: UdpIo> Transport for UdpTransport<U> {
         let (mut taken, mut sent) = (0, 0);
         let mut last = None;
         for pkt in buf.chunks(segment) {
-            let t = Transmit {
-                destination: to,
-                ecn: None,
-                contents: pkt,
-                segment_size: None,
-                src_ip: None,
-            };
-            match self.try_one(&t) {
+            match self.send_one(to, pkt) {
                 Ok(()) => sent += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(taken),
                 Err(e) => last = Some(e),
@@ -227,13 +281,88 @@ impl<U: UdpIo> Transport for UdpTransport<U> {
 }
 
 /// How many packets of `segment` bytes one segmented send may carry.
+#[inline]
 pub(crate) fn batch_limit(max_segments: usize, segment: usize) -> usize {
     max_segments.min(MAX_GSO_BYTES / segment.max(1)).max(1)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::batch_limit;
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A blocking std socket, ready at all times, counting the packets
+    /// sent with a plain `send_to` (none when `plain` is off).
+    struct Plain {
+        sock: std::net::UdpSocket,
+        plain: bool,
+        send_tos: AtomicUsize,
+    }
+
+    impl UdpIo for Plain {
+        fn sock_ref(&self) -> UdpSockRef<'_> {
+            (&self.sock).into()
+        }
+        fn local_addr(&self) -> io::Result<SocketAddr> {
+            self.sock.local_addr()
+        }
+        fn poll_read_ready(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_write_ready(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn try_io<R>(&self, _: bool, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+            op()
+        }
+        fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> Option<io::Result<usize>> {
+            if !self.plain {
+                return None;
+            }
+            self.send_tos.fetch_add(1, Ordering::SeqCst);
+            Some(self.sock.send_to(buf, to))
+        }
+    }
+
+    /// A single packet goes out with the socket's plain `send_to` where
+    /// the runtime offers one (through `quinn-udp` otherwise); a batch of
+    /// packets as one segmented send where the system can, else one by
+    /// one. Either way every packet arrives whole, in order.
+    #[test]
+    fn single_packets_use_a_plain_send_and_batches_a_segmented_one() {
+        for plain in [true, false] {
+            let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            peer.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let to = peer.local_addr().unwrap();
+            let io = Plain {
+                sock: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+                plain,
+                send_tos: AtomicUsize::new(0),
+            };
+            let mut t = UdpTransport::new(io).unwrap();
+            assert_eq!(t.try_send(to, b"hello", 5, 1).unwrap(), 1);
+            let sent = |t: &UdpTransport<Plain>| t.io.send_tos.load(Ordering::SeqCst);
+            assert_eq!(sent(&t), usize::from(plain));
+            let batch: Vec<u8> = (0..25u8).collect();
+            assert_eq!(t.try_send(to, &batch, 10, 3).unwrap(), 3);
+            // Segmented where the system can (one call); else each packet
+            // as a single one.
+            let singles = if t.max_segments() > 1 { 0 } else { 3 };
+            assert_eq!(sent(&t), usize::from(plain) * (1 + singles));
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            for _ in 0..4 {
+                let (n, from) = peer.recv_from(&mut buf).unwrap();
+                assert_eq!(from, t.local_addr());
+                got.push(buf[..n].to_vec());
+            }
+            assert_eq!(
+                got,
+                [&b"hello"[..], &batch[..10], &batch[10..20], &batch[20..]]
+            );
+        }
+    }
 
     #[test]
     fn batches_fit_one_udp_payload() {

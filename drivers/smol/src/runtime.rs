@@ -37,6 +37,10 @@ impl UdpIo for SmolUdp {
     fn try_io<R>(&self, _write: bool, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
         op()
     }
+
+    fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> Option<io::Result<usize>> {
+        Some(self.0.get_ref().send_to(buf, to))
+    }
 }
 
 /// An `async-io` timer, re-armed in place.

@@ -85,6 +85,10 @@ impl UdpIo for TokioUdp {
             self.read.try_io(Interest::READABLE, |_| op())
         }
     }
+
+    fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> Option<io::Result<usize>> {
+        Some(self.read.get_ref().send_to(buf, to))
+    }
 }
 
 /// Registers `socket` with the reactor for `interest` only.
@@ -142,6 +146,10 @@ impl UdpIo for TokioUdp {
             Interest::READABLE
         };
         self.0.try_io(interest, op)
+    }
+
+    fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> Option<io::Result<usize>> {
+        Some(self.0.try_send_to(buf, to))
     }
 }
 
@@ -244,6 +252,95 @@ mod tests {
         let took = t.now().duration_since(start);
         assert!(took >= Duration::from_millis(1500), "{took:?}");
         assert!(took < Duration::from_millis(1600), "{took:?}");
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod udp_tests {
+    use super::TokioUdp;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::time::Duration;
+    use tern_driver::{Transport, UdpTransport};
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Lets tokio's reactor run until `count` passed `before`.
+    async fn woken(count: &Count, before: usize) {
+        for _ in 0..5_000 {
+            if count.0.load(Ordering::SeqCst) > before {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("never woken");
+    }
+
+    /// A receive batch that empties the socket leaves the caller's waker
+    /// for the next datagram at once (so the endpoint's loop ends its pass
+    /// without polling again only to find nothing), and the next datagram
+    /// wakes it: no wake-up is lost. A batch that leaves datagrams behind
+    /// says so.
+    #[tokio::test]
+    async fn a_batch_that_empties_the_socket_waits_for_the_next_datagram() {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        let mut t = UdpTransport::new(TokioUdp::new(sock).unwrap()).unwrap();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(t.poll_recv(&mut cx).is_pending());
+        assert!(!t.recv_waits());
+
+        for (i, msg) in [&b"one"[..], b"second"].into_iter().enumerate() {
+            let before = count.0.load(Ordering::SeqCst);
+            peer.send_to(msg, addr).unwrap();
+            woken(&count, before).await;
+            match t.poll_recv(&mut cx) {
+                Poll::Ready(Ok(1)) => {}
+                other => panic!("datagram {i}: {other:?}"),
+            }
+            let (from, len, _) = t.meta(0);
+            assert_eq!(from, peer.local_addr().unwrap());
+            assert_eq!(t.packet(0, 0, len), msg);
+            assert!(t.recv_waits(), "datagram {i}: the waker was not left");
+        }
+
+        // More datagrams than one call takes (sizes differ, so the kernel
+        // does not coalesce them): the first batch leaves some behind.
+        let before = count.0.load(Ordering::SeqCst);
+        for i in 1..=9u8 {
+            peer.send_to(&vec![i; usize::from(i)], addr).unwrap();
+        }
+        woken(&count, before).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut got = Vec::new();
+        let mut first = true;
+        while got.len() < 9 {
+            let n = match t.poll_recv(&mut cx) {
+                Poll::Ready(Ok(n)) => n,
+                other => panic!("{other:?}"),
+            };
+            if first {
+                assert!(n < 9, "one batch took {n}");
+                assert!(!t.recv_waits(), "datagrams are left");
+                first = false;
+            }
+            for b in 0..n {
+                let (_, len, _) = t.meta(b);
+                got.push(t.packet(b, 0, len).to_vec());
+            }
+        }
+        assert!(t.recv_waits());
+        let want: Vec<Vec<u8>> = (1..=9u8).map(|i| vec![i; usize::from(i)]).collect();
+        assert_eq!(got, want);
     }
 }
 
