@@ -101,6 +101,57 @@ impl<'a> AckFrame<'a> {
         Ok(())
     }
 
+    /// An ACK frame at `input[pos..]` in the form senders write (a
+    /// one-byte array head, shortest heads throughout), decoded without
+    /// minicbor: the frame and the position after it. `None` for anything
+    /// else, which the general decoder then handles (and accepts or
+    /// rejects as it always did): this accepts a subset of what
+    /// [`decode`](Self::decode) accepts, with the same result.
+    #[inline]
+    pub(crate) fn decode_fast(input: &'a [u8], pos: usize) -> Option<(Self, usize)> {
+        let [head, ty] = *input.get(pos..pos.checked_add(2)?)? else {
+            return None;
+        };
+        // array(4..=23) (one-byte heads only), type 2.
+        let items = u64::from(head & 0x1f);
+        if head >> 5 != 4 || !(FIXED_ITEMS..24).contains(&items) || u64::from(ty) != frame_type::ACK
+        {
+            return None;
+        }
+        let extra_items = items - FIXED_ITEMS;
+        if extra_items % 2 != 0 {
+            return None;
+        }
+        // At most 9 pairs: below MAX_ACK_RANGES.
+        let extra = (extra_items / 2) as usize;
+        let mut at = pos + 2;
+        let (delay_us, n) = cbor::shortest_head(input, at, 0)?;
+        at += n;
+        let (largest, n) = cbor::shortest_head(input, at, 0)?;
+        at += n;
+        let (first_range, n) = cbor::shortest_head(input, at, 0)?;
+        at += n;
+        let mut smallest = largest.checked_sub(first_range)?;
+        let start = at;
+        for _ in 0..extra {
+            let (gap, n) = cbor::shortest_head(input, at, 0)?;
+            at += n;
+            let (range_len, n) = cbor::shortest_head(input, at, 0)?;
+            at += n;
+            smallest = next_range(smallest, gap, range_len)?.0;
+        }
+        Some((
+            AckFrame {
+                delay_us,
+                largest,
+                first_range,
+                extra,
+                pairs: input.get(start..at)?,
+            },
+            at,
+        ))
+    }
+
     /// Decodes the rest of an ACK whose array head said `items` elements and
     /// whose type number has been read.
     pub(crate) fn decode(d: &mut Decoder<'a>, items: u64) -> Result<Self, FrameError> {
