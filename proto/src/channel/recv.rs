@@ -286,9 +286,15 @@ impl<B: ByteStore> RecvChannel<B> {
     fn peek_end_within(&self, limit: u64) -> Option<u64> {
         let limit = limit.min(self.contiguous);
         match self.first_end {
-            UNKNOWN => self
-                .find_end(self.scanned.max(self.base), limit)
-                .map(|end| end + 1),
+            UNKNOWN => {
+                let from = self.scanned.max(self.base);
+                // Nothing unscanned (every read of the whole received data
+                // ends so): no call to find nothing.
+                if from >= limit {
+                    return None;
+                }
+                self.find_end(from, limit).map(|end| end + 1)
+            }
             e => (e < limit).then_some(e + 1),
         }
     }
