@@ -68,16 +68,17 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                 // (its first authenticated packet), a server sends at most
                 // three times the bytes it received from it.
                 if self.side == super::Side::Server && !self.confirmed {
-                    let sent = self.unvalidated_tx + self.flight_len as u64;
-                    if sent > 3 * self.unvalidated_rx {
+                    let sent = u64::from(self.unvalidated_tx) + u64::from(self.flight_len);
+                    if sent > 3 * u64::from(self.unvalidated_rx) {
                         return Ok(None);
                     }
-                    self.unvalidated_tx = sent;
+                    self.unvalidated_tx = u32::try_from(sent).unwrap_or(u32::MAX);
                 }
-                buf[..self.flight_len].copy_from_slice(&self.flight[..self.flight_len]);
+                let len = usize::from(self.flight_len);
+                buf[..len].copy_from_slice(&self.flight[..len]);
                 Some(Transmit {
                     destination: self.peer,
-                    len: self.flight_len,
+                    len,
                 })
             }
             State::Handshaking => None,

@@ -119,7 +119,7 @@ impl<'a> AckFrame<'a> {
             return None;
         }
         let extra_items = items - FIXED_ITEMS;
-        if extra_items % 2 != 0 {
+        if !extra_items.is_multiple_of(2) {
             return None;
         }
         // At most 9 pairs: below MAX_ACK_RANGES.
