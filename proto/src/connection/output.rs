@@ -29,19 +29,28 @@ fn max_message_data(channel: u32, offset: u64, space: usize) -> usize {
     let Some(rest) = space.checked_sub(fixed) else {
         return 0;
     };
-    let mut best = 0u64;
-    for (h, cap) in [
-        (1usize, 23u64),
-        (2, 0xff),
-        (3, 0xffff),
-        (5, 0xffff_ffff),
-        (9, u64::MAX),
-    ] {
-        if let Some(d) = rest.checked_sub(h) {
-            best = best.max((d as u64).min(cap));
-        }
-    }
-    usize::try_from(best).unwrap_or(usize::MAX)
+    max_bstr_data(rest)
+}
+
+/// Most data bytes a byte string (head and data) fits in `rest` bytes:
+/// the largest `d` with `head_len(d) + d <= rest`. A wider head pays only
+/// once `rest` exceeds the narrower width's largest length plus the wider
+/// head (`cap + next`); below that the narrower one gives `rest - head`,
+/// capped at its largest length.
+#[inline]
+fn max_bstr_data(rest: usize) -> usize {
+    let (h, cap) = if rest <= 23 + 2 {
+        (1, 23)
+    } else if rest <= 0xff + 3 {
+        (2, 0xff)
+    } else if rest <= 0xffff + 5 {
+        (3, 0xffff)
+    } else if rest as u64 <= 0xffff_ffff + 9 {
+        (5, 0xffff_ffff)
+    } else {
+        (9, usize::MAX)
+    };
+    rest.saturating_sub(h).min(cap)
 }
 
 impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone + Default>
@@ -342,9 +351,10 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                     }
                     return pos;
                 }
-                // array(5) [3, channel, offset, fin, bytes]
-                pos += head(&mut buf[pos..], 4, 5);
-                pos += head(&mut buf[pos..], 0, 3);
+                // array(5) [3, channel, offset, fin, bytes]: the first two
+                // are one byte each (the heads `put_head` writes for them).
+                buf[pos..pos + 2].copy_from_slice(&[0x85, 0x03]);
+                pos += 2;
                 pos += head(&mut buf[pos..], 0, u64::from(id));
                 pos += head(&mut buf[pos..], 0, off);
                 buf[pos] = if fin { 0xf5 } else { 0xf4 };
@@ -380,6 +390,37 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The closed form agrees with trying every head width (the way it
+    /// was computed before), around every width boundary and beyond.
+    #[test]
+    fn max_bstr_data_takes_the_best_head_width() {
+        fn by_trying(rest: usize) -> usize {
+            let mut best = 0u64;
+            for (h, cap) in [
+                (1usize, 23u64),
+                (2, 0xff),
+                (3, 0xffff),
+                (5, 0xffff_ffff),
+                (9, u64::MAX),
+            ] {
+                if let Some(d) = rest.checked_sub(h) {
+                    best = best.max((d as u64).min(cap));
+                }
+            }
+            usize::try_from(best).unwrap_or(usize::MAX)
+        }
+        let mut cases: std::vec::Vec<usize> = (0..70_000).collect();
+        for edge in [0xffff_ffffusize, 0x1_0000_0000, usize::MAX - 20] {
+            cases.extend(edge.saturating_sub(12)..=edge.saturating_add(12).min(usize::MAX - 1));
+        }
+        cases.push(usize::MAX);
+        for rest in cases {
+            let d = max_bstr_data(rest);
+            assert_eq!(d, by_trying(rest), "rest {rest}");
+            assert!(d == 0 || head_len(d as u64) + d <= rest, "rest {rest}");
+        }
+    }
 
     #[test]
     fn message_frames_fill_exactly() {
