@@ -3,6 +3,7 @@
 use super::sent::SentPacket;
 use super::{Connection, State, Transmit, TransmitError};
 use crate::crypto::{CryptoProvider, TAGLEN};
+use crate::frame::ack::encode_ack_one;
 use crate::frame::{CloseFrame, Frame, encode_ack};
 use crate::packet::{SHORT_HEADER_MAX, ShortHeader, encoded_pn_len};
 use crate::storage::ByteStore;
@@ -189,8 +190,17 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             let delay = now
                 .as_micros()
                 .saturating_sub(self.largest_rx_at.as_micros());
-            let ranges = self.rx_pns.iter().rev().map(|(s, e)| (s, e - 1));
-            if let Ok(n) = encode_ack(delay, ranges, 32, &mut buf[pos..end]) {
+            let written = match self.rx_pns.first() {
+                // One range (packets in order): written directly.
+                Some((s, e)) if self.rx_pns.len() == 1 => {
+                    encode_ack_one(delay, s, e - 1, &mut buf[pos..end])
+                }
+                _ => {
+                    let ranges = self.rx_pns.iter().rev().map(|(s, e)| (s, e - 1));
+                    encode_ack(delay, ranges, 32, &mut buf[pos..end])
+                }
+            };
+            if let Ok(n) = written {
                 pos += n;
                 sp.ack_largest = self.rx_pns.last().map(|(_, e)| e - 1);
                 self.ack_eliciting_unacked = 0;

@@ -250,6 +250,33 @@ impl Iterator for AckRangeIter<'_> {
 impl ExactSizeIterator for AckRangeIter<'_> {}
 impl core::iter::FusedIterator for AckRangeIter<'_> {}
 
+/// [`encode_ack`] of the single range `[smallest, largest]` (the common
+/// acknowledgement of in-order packets), without the iterator and the
+/// room checks for further ranges: the same bytes and the same errors.
+#[inline]
+pub(crate) fn encode_ack_one(
+    delay_us: u64,
+    smallest: u64,
+    largest: u64,
+    out: &mut [u8],
+) -> Result<usize, FrameError> {
+    let first_range = largest
+        .checked_sub(smallest)
+        .ok_or(FrameError::InvalidAckRanges)?;
+    let needed = 2 + head_len(delay_us) + head_len(largest) + head_len(first_range);
+    let Some(o) = out.get_mut(..needed) else {
+        return Err(FrameError::BufferTooSmall { needed });
+    };
+    // array(4), type 2: one byte each.
+    o[0] = 0x84;
+    o[1] = frame_type::ACK as u8;
+    let mut at = 2;
+    for v in [delay_us, largest, first_range] {
+        at += put_head(&mut o[at..], 0, v).ok_or(FrameError::BufferTooSmall { needed })?;
+    }
+    Ok(at)
+}
+
 /// Encodes an ACK frame into `out` and returns the bytes written.
 ///
 /// `ranges` are inclusive `(smallest, largest)` pairs, strictly descending,

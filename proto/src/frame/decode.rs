@@ -350,6 +350,25 @@ mod tests {
         }
 
         #[test]
+        fn one_range_acks_encode_as_encode_ack_does(
+            delay in prop_oneof![0..30u64, any::<u64>()],
+            largest in prop_oneof![0..100u64, 0..70_000u64, any::<u64>()],
+            width in prop_oneof![0..30u64, any::<u64>()],
+            room in 0usize..40,
+        ) {
+            // Inverted ranges too (`largest` below `smallest`): refused alike.
+            let smallest = largest.wrapping_sub(width);
+            let (mut a, mut b) = ([0u8; 40], [0u8; 40]);
+            let fast = super::super::ack::encode_ack_one(delay, smallest, largest, &mut a[..room]);
+            let general =
+                super::super::encode_ack(delay, [(smallest, largest)], 32, &mut b[..room]);
+            prop_assert_eq!(fast, general);
+            if let Ok(n) = fast {
+                prop_assert_eq!(&a[..n], &b[..n]);
+            }
+        }
+
+        #[test]
         fn message_fast_path_agrees(
             tail in proptest::collection::vec(any::<u8>(), 0..40),
             heads in proptest::collection::vec(
