@@ -1015,6 +1015,7 @@ enum Set {
     Ev,
 }
 
+#[inline]
 fn word(m: &SlotMeta, set: Set) -> u64 {
     match set {
         Set::Tx => m.tx,
@@ -1023,7 +1024,10 @@ fn word(m: &SlotMeta, set: Set) -> u64 {
 }
 
 /// The first slot in `set` at or after `from`, wrapping around below
-/// `span`: a round robin over the set, one word at a time.
+/// `span`: a round robin over the set, one word at a time. (Inlined: it is
+/// called several times for every packet, and for up to 64 slots it is a
+/// few instructions.)
+#[inline(always)]
 fn next_set(meta: &[SlotMeta], set: Set, from: usize, span: usize) -> Option<usize> {
     let from = if from >= span { 0 } else { from };
     if span == 0 {
@@ -1037,6 +1041,12 @@ fn next_set(meta: &[SlotMeta], set: Set, from: usize, span: usize) -> Option<usi
         let bits = if after != 0 { after } else { all };
         return (bits != 0).then(|| bits.trailing_zeros() as usize);
     }
+    next_set_wide(meta, set, from, span)
+}
+
+/// [`next_set`] over more than one word.
+#[inline(never)]
+fn next_set_wide(meta: &[SlotMeta], set: Set, from: usize, span: usize) -> Option<usize> {
     first_set(meta, set, from, span).or_else(|| first_set(meta, set, 0, from))
 }
 

@@ -40,9 +40,15 @@ impl Instant {
     }
 }
 
+/// `d` in whole microseconds, saturating at `u64::MAX`: what
+/// `u64::try_from(d.as_micros()).unwrap_or(u64::MAX)` gives, in 64-bit
+/// arithmetic (the 128-bit product and its narrowing cost several times
+/// as much, on every deadline computed).
 #[inline]
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+pub(crate) const fn micros(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(d.subsec_micros() as u64)
 }
 
 impl Add<Duration> for Instant {
@@ -58,5 +64,45 @@ impl Sub<Duration> for Instant {
     #[inline]
     fn sub(self, d: Duration) -> Instant {
         Instant(self.0.saturating_sub(micros(d)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn by_u128(d: Duration) -> u64 {
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+    }
+
+    #[test]
+    fn micros_saturates_like_the_128_bit_conversion() {
+        let max_secs = u64::MAX / 1_000_000;
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(999),
+            Duration::from_nanos(1_000),
+            Duration::from_millis(25),
+            Duration::new(max_secs, 551_615_999),
+            Duration::new(max_secs, 551_616_000),
+            Duration::new(max_secs, 999_999_999),
+            Duration::new(max_secs + 1, 0),
+            Duration::MAX,
+        ] {
+            assert_eq!(micros(d), by_u128(d), "{d:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn micros_matches_the_128_bit_conversion(
+            secs in prop_oneof![0..100_000u64, any::<u64>(),
+                                (u64::MAX / 1_000_000 - 2)..=(u64::MAX / 1_000_000 + 2)],
+            nanos in 0..1_000_000_000u32,
+        ) {
+            let d = Duration::new(secs, nanos);
+            prop_assert_eq!(micros(d), by_u128(d));
+        }
     }
 }

@@ -223,6 +223,11 @@ impl<B: ByteStore> RecvChannel<B> {
         if end <= self.base {
             return Ok(0);
         }
+        // Nothing was received at or beyond where a scan would start, so
+        // no end bit lies there: this fragment's end, if it has one, is
+        // the first (the common case, in-order data after a read).
+        let scan_from = self.scanned.max(self.base);
+        let nothing_beyond = self.highest <= scan_from;
         let start = offset.max(self.base);
         let skip = (start - offset) as usize;
         if start < end {
@@ -245,12 +250,15 @@ impl<B: ByteStore> RecvChannel<B> {
         // message boundary it sent before) would be skipped by every scan
         // anyway: leaving it out keeps every end bit at or beyond
         // `scanned`, so a read clears only its message's own end bit.
-        if fin && end > self.scanned.max(self.base) {
+        if fin && end > scan_from {
             self.set_end(end - 1, true);
             // A known first end stays the first unless this one is lower;
-            // an unknown one stays unknown (the search finds the lowest).
+            // an unknown one stays unknown (the search finds the lowest)
+            // unless no other end bit can lie at or beyond `scan_from`.
             if self.first_end != UNKNOWN {
                 self.first_end = self.first_end.min(end - 1);
+            } else if nothing_beyond {
+                self.first_end = end - 1;
             }
         }
         let grew = end.saturating_sub(self.highest);
@@ -278,9 +286,15 @@ impl<B: ByteStore> RecvChannel<B> {
     fn peek_end_within(&self, limit: u64) -> Option<u64> {
         let limit = limit.min(self.contiguous);
         match self.first_end {
-            UNKNOWN => self
-                .find_end(self.scanned.max(self.base), limit)
-                .map(|end| end + 1),
+            UNKNOWN => {
+                let from = self.scanned.max(self.base);
+                // Nothing unscanned (every read of the whole received data
+                // ends so): no call to find nothing.
+                if from >= limit {
+                    return None;
+                }
+                self.find_end(from, limit).map(|end| end + 1)
+            }
             e => (e < limit).then_some(e + 1),
         }
     }
@@ -686,6 +700,40 @@ mod tests {
     /// A message across the ring's end is lent as two slices, in order;
     /// one that is not, as one slice and an empty one. Each is consumed
     /// once, with its credit, as `read` does.
+    /// In-order messages, each after the previous one was read, have
+    /// their end known as the first at once (no scan for it), and it is
+    /// the one a scan finds; a fragment behind a gap leaves it unknown
+    /// when other data already lies beyond the scanned part.
+    #[test]
+    fn in_order_fragments_know_their_end_without_a_scan() {
+        let mut r = RecvChannel::<FixedBytes<{ recv_store_len(256) }>>::new(256, 64);
+        let mut out = [0u8; 64];
+        let mut off = 0u64;
+        for len in [5usize, 17, 1, 40, 63, 9, 30, 64, 12, 50] {
+            let msg = [len as u8; 64];
+            assert_eq!(r.insert(off, &msg[..len], true), Ok(len as u64));
+            assert_eq!(r.first_end, off + len as u64 - 1, "known at once");
+            assert_eq!(Some(r.first_end), r.first_end_by_scan());
+            assert_eq!(r.read(&mut out), Some(Ok(len)));
+            assert_eq!(r.first_end, UNKNOWN);
+            let _ = r.credit_update();
+            off += len as u64;
+        }
+        // A message in two fragments: the first (no end) leaves nothing to
+        // know; then data beyond the scanned part exists, so a later
+        // fragment out of order must not claim the first end.
+        assert_eq!(r.insert(off + 10, &[1; 5], true), Ok(15));
+        assert_eq!(r.first_end, off + 14);
+        assert_eq!(r.insert(off + 4, &[1; 2], true), Ok(0));
+        assert_eq!(r.first_end, off + 5, "lower end, known end moved down");
+        assert_eq!(Some(r.first_end), r.first_end_by_scan());
+        let mut s = RecvChannel::<FixedBytes<{ recv_store_len(256) }>>::new(256, 64);
+        assert_eq!(s.insert(10, &[1; 5], false), Ok(15));
+        assert_eq!(s.insert(3, &[1; 2], true), Ok(0));
+        assert_eq!(s.first_end, UNKNOWN, "data lay beyond: scan instead");
+        assert_eq!(s.first_end_by_scan(), Some(4));
+    }
+
     #[test]
     fn borrowed_reads_lend_both_parts_of_a_wrapped_message() {
         let mut c = RecvChannel::<FixedBytes<{ recv_store_len(16) }>>::new(16, 16);
@@ -869,11 +917,15 @@ mod tests {
                             fast.insert(off, &data[..len], fin),
                             slow.insert(off, &data[..len], fin)
                         );
+                        slow.forget_first_end();
                     }
-                    4 => prop_assert_eq!(
-                        fast.insert(off, &data[..len], fin),
-                        slow.insert(off, &data[..len], fin)
-                    ),
+                    4 => {
+                        prop_assert_eq!(
+                            fast.insert(off, &data[..len], fin),
+                            slow.insert(off, &data[..len], fin)
+                        );
+                        slow.forget_first_end();
+                    }
                     5 => prop_assert_eq!(fast.peek_len(), slow.peek_len()),
                     6 => {
                         let n = len.min(64) * 3;

@@ -146,7 +146,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         let mut c = Self::blank(config, Side::Server, now, local_id, peer);
         c.hs = Some(hs);
         c.remote_id = h.sender;
-        c.unvalidated_rx = packet.len() as u64;
+        c.unvalidated_rx = u32::try_from(packet.len()).unwrap_or(u32::MAX);
         c.read_handshake(now, body)?;
         Ok(c)
     }
@@ -169,11 +169,11 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         // peer's come in the first one it sends.
         if self.peer_params.is_none() {
             match Params::decode(&payload[..n]) {
-                Ok(p) if p.version == VERSION => self.peer_params = Some(p),
+                Ok(p) if p.version == VERSION => self.set_peer_params(p),
                 _ => {
                     // Finish the handshake so the refusal is authenticated,
                     // then close with PARAMETER.
-                    self.peer_params = Some(Params::from_config(&self.config));
+                    self.set_peer_params(Params::from_config(&self.config));
                     self.close_code = code::PARAMETER;
                     self.close_reason = super::Reason::new("handshake parameters refused");
                     self.params_refused = true;
@@ -183,7 +183,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         if self.side == Side::Client && self.hs_retx_count == 0 {
             // Karn: only an unretransmitted flight gives an RTT sample.
             self.rtt.update(
-                now.saturating_duration_since(self.started),
+                now.saturating_duration_since(self.stats.started),
                 core::time::Duration::ZERO,
                 self.config.max_ack_delay,
             );
@@ -228,7 +228,8 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         };
         header.encode(&mut self.flight);
         let n = hs.write_message(&params[..plen], &mut self.flight[LONG_HEADER_LEN..])?;
-        self.flight_len = LONG_HEADER_LEN + n;
+        // At most MAX_FLIGHT (256) bytes: `write_message` wrote into it.
+        self.flight_len = u16::try_from(LONG_HEADER_LEN + n).unwrap_or(0);
         self.flight_pending = true;
         self.hs_retx_count = 0;
         // Wait for an answer only if the pattern has more messages.
@@ -277,7 +278,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         self.confirmed = true;
         self.state = State::Established;
         self.hs_retx_at = None;
-        self.stats.handshake_duration = Some(now.saturating_duration_since(self.started));
+        self.stats.handshake_duration = Some(now.saturating_duration_since(self.stats.started));
         self.last_rx = now;
         self.push_event(Event::Connected);
         if self.params_refused {
@@ -305,7 +306,9 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         self.stats.rx_packets += 1;
         self.stats.rx_bytes += data.len() as u64;
         if !self.confirmed {
-            self.unvalidated_rx += data.len() as u64;
+            self.unvalidated_rx = self
+                .unvalidated_rx
+                .saturating_add(u32::try_from(data.len()).unwrap_or(u32::MAX));
         }
         let r = self.handle_inner(now, from, data);
         if let Err(reason) = r {

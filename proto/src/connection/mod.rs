@@ -211,10 +211,13 @@ pub struct Connection<
     pub(crate) remote_id: u32,
     pub(crate) peer: SocketAddr,
     pub(crate) peer_params: Option<Params>,
+    /// Intervals from `config` and `peer_params`, in microseconds: set
+    /// with [`set_peer_params`](Self::set_peer_params).
+    pub(crate) timer_us: timers::TimerUs,
 
     pub(crate) hs: Option<HandshakeState<P>>,
     pub(crate) flight: [u8; MAX_FLIGHT],
-    pub(crate) flight_len: usize,
+    pub(crate) flight_len: u16,
     pub(crate) flight_pending: bool,
     /// Keep the flight until the peer proves it has the session keys.
     pub(crate) flight_kept: bool,
@@ -229,7 +232,6 @@ pub struct Connection<
     /// When a repeated handshake message of the peer was last answered
     /// (at most one answer per smoothed RTT).
     pub(crate) repeat_answered_at: Option<Instant>,
-    pub(crate) started: Instant,
 
     pub(crate) tx_key: Option<CipherState<P>>,
     pub(crate) rx_key: Option<CipherState<P>>,
@@ -269,8 +271,9 @@ pub struct Connection<
     pub(crate) ping_pending: bool,
     /// Bytes received from and sent to the peer before it was confirmed
     /// (the anti-amplification limit).
-    pub(crate) unvalidated_rx: u64,
-    pub(crate) unvalidated_tx: u64,
+    /// (Saturating: what matters is the first few kilobytes.)
+    pub(crate) unvalidated_rx: u32,
+    pub(crate) unvalidated_tx: u32,
     /// The peer's static public key, if the pattern authenticated one.
     pub(crate) remote_static: Option<[u8; 32]>,
     /// The peer has proven it holds the session keys: data may be sent.
@@ -311,6 +314,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             remote_id: 0,
             peer,
             peer_params: None,
+            timer_us: timers::TimerUs::of(&config, None),
             hs: None,
             flight: [0; MAX_FLIGHT],
             flight_len: 0,
@@ -322,7 +326,6 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             hs_retx_at: None,
             hs_retx_count: 0,
             repeat_answered_at: None,
-            started: now,
             tx_key: None,
             rx_key: None,
             next_pn: 0,
@@ -875,6 +878,12 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         self.tx_key = None;
         self.rx_key = None;
         self.push_event(Event::Closed(why));
+    }
+
+    /// Takes the peer's parameters (and the intervals that depend on them).
+    pub(crate) fn set_peer_params(&mut self, p: Params) {
+        self.peer_params = Some(p);
+        self.timer_us = timers::TimerUs::of(&self.config, Some(&p));
     }
 
     /// Three probe timeouts without backoff, each at most

@@ -3,6 +3,7 @@
 use super::sent::SentPacket;
 use super::{Connection, State, Transmit, TransmitError};
 use crate::crypto::{CryptoProvider, TAGLEN};
+use crate::frame::ack::encode_ack_one;
 use crate::frame::{CloseFrame, Frame, encode_ack};
 use crate::packet::{SHORT_HEADER_MAX, ShortHeader, encoded_pn_len};
 use crate::storage::ByteStore;
@@ -29,19 +30,28 @@ fn max_message_data(channel: u32, offset: u64, space: usize) -> usize {
     let Some(rest) = space.checked_sub(fixed) else {
         return 0;
     };
-    let mut best = 0u64;
-    for (h, cap) in [
-        (1usize, 23u64),
-        (2, 0xff),
-        (3, 0xffff),
-        (5, 0xffff_ffff),
-        (9, u64::MAX),
-    ] {
-        if let Some(d) = rest.checked_sub(h) {
-            best = best.max((d as u64).min(cap));
-        }
-    }
-    usize::try_from(best).unwrap_or(usize::MAX)
+    max_bstr_data(rest)
+}
+
+/// Most data bytes a byte string (head and data) fits in `rest` bytes:
+/// the largest `d` with `head_len(d) + d <= rest`. A wider head pays only
+/// once `rest` exceeds the narrower width's largest length plus the wider
+/// head (`cap + next`); below that the narrower one gives `rest - head`,
+/// capped at its largest length.
+#[inline]
+fn max_bstr_data(rest: usize) -> usize {
+    let (h, cap) = if rest <= 23 + 2 {
+        (1, 23)
+    } else if rest <= 0xff + 3 {
+        (2, 0xff)
+    } else if rest <= 0xffff + 5 {
+        (3, 0xffff)
+    } else if rest as u64 <= 0xffff_ffff + 9 {
+        (5, 0xffff_ffff)
+    } else {
+        (9, usize::MAX)
+    };
+    rest.saturating_sub(h).min(cap)
 }
 
 impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone + Default>
@@ -51,6 +61,10 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
     /// Call until it returns `Ok(None)`. `buf` must hold
     /// [`max_packet_size`](Self::max_packet_size) bytes; a shorter one is an
     /// error that changes nothing.
+    // Inlined into the caller: most polls are the last one after an input,
+    // with nothing to send, and that answer costs a few loads here instead
+    // of a call that sets up the whole packet builder.
+    #[inline]
     pub fn poll_transmit(
         &mut self,
         now: Instant,
@@ -60,6 +74,41 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         if buf.len() < mtu {
             return Err(TransmitError::BufferTooSmall { needed: mtu });
         }
+        if self.nothing_to_send() {
+            // The full path agrees (and, answering `None` there, changes
+            // nothing): checked in every debug build and test.
+            debug_assert!(self.poll_transmit_inner(now, &mut buf[..mtu]).is_none());
+            return Ok(None);
+        }
+        Ok(self.poll_transmit_inner(now, &mut buf[..mtu]))
+    }
+
+    /// Whether `poll_transmit` has nothing to send whatever the time: no
+    /// handshake flight, and either no keys or peer yet, or no
+    /// acknowledgement owed, nothing that elicits one and no CLOSE. (An
+    /// acknowledgement owed waits for its time, so it is not answered
+    /// here.) Exact for what it answers: `build_data_packet` returns
+    /// `None` for each of these, before it changes anything.
+    #[inline]
+    fn nothing_to_send(&self) -> bool {
+        if self.flight_pending {
+            return false;
+        }
+        match self.state {
+            State::Closed | State::Handshaking => return true,
+            _ => {}
+        }
+        if self.tx_key.is_none() || !self.confirmed {
+            return true;
+        }
+        self.ack_eliciting_unacked == 0
+            && !self.ack_only_pending
+            && !self.close_pending
+            && !self.has_eliciting_work()
+    }
+
+    #[inline(never)]
+    fn poll_transmit_inner(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         let t = match self.state {
             State::Closed => None,
             _ if self.flight_pending => {
@@ -68,26 +117,27 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                 // (its first authenticated packet), a server sends at most
                 // three times the bytes it received from it.
                 if self.side == super::Side::Server && !self.confirmed {
-                    let sent = self.unvalidated_tx + self.flight_len as u64;
-                    if sent > 3 * self.unvalidated_rx {
-                        return Ok(None);
+                    let sent = u64::from(self.unvalidated_tx) + u64::from(self.flight_len);
+                    if sent > 3 * u64::from(self.unvalidated_rx) {
+                        return None;
                     }
-                    self.unvalidated_tx = sent;
+                    self.unvalidated_tx = u32::try_from(sent).unwrap_or(u32::MAX);
                 }
-                buf[..self.flight_len].copy_from_slice(&self.flight[..self.flight_len]);
+                let len = usize::from(self.flight_len);
+                buf[..len].copy_from_slice(&self.flight[..len]);
                 Some(Transmit {
                     destination: self.peer,
-                    len: self.flight_len,
+                    len,
                 })
             }
             State::Handshaking => None,
-            _ => self.build_data_packet(now, &mut buf[..mtu]),
+            _ => self.build_data_packet(now, buf),
         };
         if let Some(t) = t {
             self.stats.tx_packets += 1;
             self.stats.tx_bytes += t.len as u64;
         }
-        Ok(t)
+        t
     }
 
     fn ack_due(&self, now: Instant) -> bool {
@@ -140,8 +190,17 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             let delay = now
                 .as_micros()
                 .saturating_sub(self.largest_rx_at.as_micros());
-            let ranges = self.rx_pns.iter().rev().map(|(s, e)| (s, e - 1));
-            if let Ok(n) = encode_ack(delay, ranges, 32, &mut buf[pos..end]) {
+            let written = match self.rx_pns.first() {
+                // One range (packets in order): written directly.
+                Some((s, e)) if self.rx_pns.len() == 1 => {
+                    encode_ack_one(delay, s, e - 1, &mut buf[pos..end])
+                }
+                _ => {
+                    let ranges = self.rx_pns.iter().rev().map(|(s, e)| (s, e - 1));
+                    encode_ack(delay, ranges, 32, &mut buf[pos..end])
+                }
+            };
+            if let Ok(n) = written {
                 pos += n;
                 sp.ack_largest = self.rx_pns.last().map(|(_, e)| e - 1);
                 self.ack_eliciting_unacked = 0;
@@ -216,6 +275,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         })
     }
 
+    #[inline]
     fn has_eliciting_work(&self) -> bool {
         self.ping_pending
             || self.probes_pending > 0
@@ -341,9 +401,10 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                     }
                     return pos;
                 }
-                // array(5) [3, channel, offset, fin, bytes]
-                pos += head(&mut buf[pos..], 4, 5);
-                pos += head(&mut buf[pos..], 0, 3);
+                // array(5) [3, channel, offset, fin, bytes]: the first two
+                // are one byte each (the heads `put_head` writes for them).
+                buf[pos..pos + 2].copy_from_slice(&[0x85, 0x03]);
+                pos += 2;
                 pos += head(&mut buf[pos..], 0, u64::from(id));
                 pos += head(&mut buf[pos..], 0, off);
                 buf[pos] = if fin { 0xf5 } else { 0xf4 };
@@ -379,6 +440,37 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The closed form agrees with trying every head width (the way it
+    /// was computed before), around every width boundary and beyond.
+    #[test]
+    fn max_bstr_data_takes_the_best_head_width() {
+        fn by_trying(rest: usize) -> usize {
+            let mut best = 0u64;
+            for (h, cap) in [
+                (1usize, 23u64),
+                (2, 0xff),
+                (3, 0xffff),
+                (5, 0xffff_ffff),
+                (9, u64::MAX),
+            ] {
+                if let Some(d) = rest.checked_sub(h) {
+                    best = best.max((d as u64).min(cap));
+                }
+            }
+            usize::try_from(best).unwrap_or(usize::MAX)
+        }
+        let mut cases: std::vec::Vec<usize> = (0..70_000).collect();
+        for edge in [0xffff_ffffusize, 0x1_0000_0000, usize::MAX - 20] {
+            cases.extend(edge.saturating_sub(12)..=edge.saturating_add(12).min(usize::MAX - 1));
+        }
+        cases.push(usize::MAX);
+        for rest in cases {
+            let d = max_bstr_data(rest);
+            assert_eq!(d, by_trying(rest), "rest {rest}");
+            assert!(d == 0 || head_len(d as u64) + d <= rest, "rest {rest}");
+        }
+    }
 
     #[test]
     fn message_frames_fill_exactly() {

@@ -481,3 +481,93 @@ fn reads_report_the_credit_they_make_due() {
     assert!(t.is_some(), "the credit update was not sent");
     assert!(!server.has_credit_to_send());
 }
+
+/// The deadlines come from intervals converted to microseconds once, when
+/// the connection is made and when the peer's parameters arrive: the idle
+/// timeout is the smaller of both sides' (ours alone before), keepalive
+/// and delivery timeouts are each side's own. (`poll_timeout` checks the
+/// converted values against the configuration on every call in debug
+/// builds.) An idle pair then ends exactly at the negotiated timeout.
+#[test]
+fn deadlines_follow_the_configured_intervals() {
+    use super::timers::TimerUs;
+    let now = Instant::from_millis(5);
+    let client_cfg = Config {
+        pattern: HandshakePattern::NN,
+        idle_timeout: Duration::from_micros(7_000_300),
+        keepalive: None,
+        delivery_timeout: None,
+        ..Config::constrained()
+    };
+    let server_cfg = Config {
+        pattern: HandshakePattern::NN,
+        idle_timeout: Duration::from_secs(4),
+        keepalive: Some(Duration::from_micros(1_500_007)),
+        delivery_timeout: Some(Duration::from_millis(800)),
+        ..Config::constrained()
+    };
+    let mut rng = ChaCha20Rng::from_seed([3; 32]);
+    let creds = Credentials::default();
+    let mut client =
+        ConstrainedConnection::connect(client_cfg, &creds, now, 1, server_addr(), &mut rng)
+            .unwrap();
+    let none = u64::MAX;
+    assert_eq!(
+        client.timer_us,
+        TimerUs {
+            idle: 7_000_300,
+            keepalive: none,
+            delivery: none
+        }
+    );
+    let mut buf = [0u8; 1500];
+    let t = client.poll_transmit(now, &mut buf).unwrap().unwrap();
+    let mut server = ConstrainedConnection::accept(
+        server_cfg,
+        &creds,
+        now,
+        2,
+        client_addr(),
+        &buf[..t.len],
+        &mut rng,
+    )
+    .unwrap();
+    exchange(&mut client, &mut server, now, true);
+    assert!(client.is_established() && server.is_established());
+    assert_eq!(
+        client.timer_us,
+        TimerUs {
+            idle: 4_000_000,
+            keepalive: none,
+            delivery: none
+        }
+    );
+    assert_eq!(
+        server.timer_us,
+        TimerUs {
+            idle: 4_000_000,
+            keepalive: 1_500_007,
+            delivery: 800_000
+        }
+    );
+    // Nothing delivered from here (packets are polled and lost): the
+    // client, hearing nothing, ends exactly at the negotiated idle
+    // timeout, long before its own.
+    while client.poll_event().is_some() {}
+    let mut at = now;
+    let mut closed_at = None;
+    for _ in 0..1000 {
+        while client.poll_transmit(at, &mut buf).unwrap().is_some() {}
+        while server.poll_transmit(at, &mut buf).unwrap().is_some() {}
+        if !next_deadline(&mut client, &mut server, &mut at) {
+            break;
+        }
+        if closed_at.is_none()
+            && let Some(Event::Closed(why)) = client.poll_event()
+        {
+            assert_eq!(why, ConnectionError::IdleTimeout);
+            closed_at = Some(at);
+        }
+    }
+    assert_eq!(closed_at, Some(now + Duration::from_secs(4)));
+}

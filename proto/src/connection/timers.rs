@@ -1,7 +1,9 @@
 //! Deadlines: the earliest one for the caller, and what happens when each
 //! passes.
 
+use super::params::Params;
 use super::{Connection, ConnectionError, State, code};
+use crate::config::Config;
 use crate::crypto::CryptoProvider;
 use crate::recovery::MAX_PTO;
 use crate::recovery::rtt::{MAX_PTO_US, micros};
@@ -13,6 +15,31 @@ use crate::time::Instant;
 const MAX_HANDSHAKE_BACKOFF: u32 = 16;
 /// Probe packets sent when the PTO fires (RFC 9002 §6.2.4 allows two).
 const PROBES: u8 = 2;
+
+/// The configured intervals the deadlines are computed from, in
+/// microseconds, converted once (when the connection is made and when the
+/// peer's parameters arrive) rather than after every input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TimerUs {
+    /// The idle timeout: the smaller of ours and the peer's.
+    pub(crate) idle: u64,
+    /// The keepalive interval, `u64::MAX` for none.
+    pub(crate) keepalive: u64,
+    /// The delivery timeout, `u64::MAX` for none.
+    pub(crate) delivery: u64,
+}
+
+impl TimerUs {
+    pub(crate) fn of(config: &Config, peer: Option<&Params>) -> Self {
+        let ours = micros(config.idle_timeout);
+        let theirs = peer.map_or(ours, |p| u64::from(p.idle_timeout_ms) * 1000);
+        TimerUs {
+            idle: ours.min(theirs),
+            keepalive: config.keepalive.map_or(u64::MAX, micros),
+            delivery: config.delivery_timeout.map_or(u64::MAX, micros),
+        }
+    }
+}
 
 impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone + Default>
     Connection<B, CH, SENT, P>
@@ -32,13 +59,13 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
 
     #[inline]
     fn idle_deadline_with(&self, pto_us: u64) -> Instant {
-        let ours = micros(self.config.idle_timeout);
-        let theirs = self
-            .peer_params
-            .map_or(ours, |p| u64::from(p.idle_timeout_ms) * 1000);
+        debug_assert_eq!(
+            self.timer_us,
+            TimerUs::of(&self.config, self.peer_params.as_ref())
+        );
         // `three_pto`, from the unit computed once.
         self.last_rx
-            .add_micros(ours.min(theirs).max(pto_us.min(MAX_PTO_US) * 3))
+            .add_micros(self.timer_us.idle.max(pto_us.min(MAX_PTO_US) * 3))
     }
 
     fn pto_deadline(&self) -> Option<Instant> {
@@ -77,21 +104,29 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         let us = |x: Option<Instant>| x.map_or(u64::MAX, Instant::as_micros);
         let t = match self.state {
             State::Closed => return None,
-            State::Handshaking => {
-                us(self.hs_retx_at).min((self.started + self.config.handshake_timeout).as_micros())
-            }
+            State::Handshaking => us(self.hs_retx_at)
+                .min((self.stats.started + self.config.handshake_timeout).as_micros()),
             State::Draining => return self.close_at,
             _ => {
                 let pto = self.pto_unit_us();
                 let mut t = self.idle_deadline_with(pto).as_micros();
                 t = t.min(us(self.ack_at));
                 t = t.min(us(self.loss_at.or_else(|| self.pto_deadline_with(pto))));
-                t = t.min(us(self.keepalive_deadline()));
+                // The keepalive and delivery deadlines from the intervals in
+                // microseconds (`u64::MAX` for none: a deadline that far
+                // changes no minimum, as none does).
+                if self.state == State::Established && !self.ping_pending {
+                    let last = self
+                        .last_eliciting_sent
+                        .unwrap_or(self.last_rx)
+                        .max(self.last_rx);
+                    t = t.min(last.add_micros(self.timer_us.keepalive).as_micros());
+                }
                 t = t.min(us(self.close_at));
-                if let (Some(d), Some(p), State::Established | State::Flushing) =
-                    (self.config.delivery_timeout, self.progress_at, self.state)
+                if let (Some(p), State::Established | State::Flushing) =
+                    (self.progress_at, self.state)
                 {
-                    t = t.min((p + d).as_micros());
+                    t = t.min(p.add_micros(self.timer_us.delivery).as_micros());
                 }
                 t.min(us(self.hs_retx_at))
             }
@@ -114,7 +149,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         match self.state {
             State::Closed => {}
             State::Handshaking => {
-                if now >= self.started + self.config.handshake_timeout {
+                if now >= self.stats.started + self.config.handshake_timeout {
                     self.finish(ConnectionError::HandshakeTimeout);
                     return;
                 }

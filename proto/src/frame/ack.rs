@@ -101,6 +101,57 @@ impl<'a> AckFrame<'a> {
         Ok(())
     }
 
+    /// An ACK frame at `input[pos..]` in the form senders write (a
+    /// one-byte array head, shortest heads throughout), decoded without
+    /// minicbor: the frame and the position after it. `None` for anything
+    /// else, which the general decoder then handles (and accepts or
+    /// rejects as it always did): this accepts a subset of what
+    /// [`decode`](Self::decode) accepts, with the same result.
+    #[inline]
+    pub(crate) fn decode_fast(input: &'a [u8], pos: usize) -> Option<(Self, usize)> {
+        let [head, ty] = *input.get(pos..pos.checked_add(2)?)? else {
+            return None;
+        };
+        // array(4..=23) (one-byte heads only), type 2.
+        let items = u64::from(head & 0x1f);
+        if head >> 5 != 4 || !(FIXED_ITEMS..24).contains(&items) || u64::from(ty) != frame_type::ACK
+        {
+            return None;
+        }
+        let extra_items = items - FIXED_ITEMS;
+        if !extra_items.is_multiple_of(2) {
+            return None;
+        }
+        // At most 9 pairs: below MAX_ACK_RANGES.
+        let extra = (extra_items / 2) as usize;
+        let mut at = pos + 2;
+        let (delay_us, n) = cbor::shortest_head(input, at, 0)?;
+        at += n;
+        let (largest, n) = cbor::shortest_head(input, at, 0)?;
+        at += n;
+        let (first_range, n) = cbor::shortest_head(input, at, 0)?;
+        at += n;
+        let mut smallest = largest.checked_sub(first_range)?;
+        let start = at;
+        for _ in 0..extra {
+            let (gap, n) = cbor::shortest_head(input, at, 0)?;
+            at += n;
+            let (range_len, n) = cbor::shortest_head(input, at, 0)?;
+            at += n;
+            smallest = next_range(smallest, gap, range_len)?.0;
+        }
+        Some((
+            AckFrame {
+                delay_us,
+                largest,
+                first_range,
+                extra,
+                pairs: input.get(start..at)?,
+            },
+            at,
+        ))
+    }
+
     /// Decodes the rest of an ACK whose array head said `items` elements and
     /// whose type number has been read.
     pub(crate) fn decode(d: &mut Decoder<'a>, items: u64) -> Result<Self, FrameError> {
@@ -198,6 +249,33 @@ impl Iterator for AckRangeIter<'_> {
 
 impl ExactSizeIterator for AckRangeIter<'_> {}
 impl core::iter::FusedIterator for AckRangeIter<'_> {}
+
+/// [`encode_ack`] of the single range `[smallest, largest]` (the common
+/// acknowledgement of in-order packets), without the iterator and the
+/// room checks for further ranges: the same bytes and the same errors.
+#[inline]
+pub(crate) fn encode_ack_one(
+    delay_us: u64,
+    smallest: u64,
+    largest: u64,
+    out: &mut [u8],
+) -> Result<usize, FrameError> {
+    let first_range = largest
+        .checked_sub(smallest)
+        .ok_or(FrameError::InvalidAckRanges)?;
+    let needed = 2 + head_len(delay_us) + head_len(largest) + head_len(first_range);
+    let Some(o) = out.get_mut(..needed) else {
+        return Err(FrameError::BufferTooSmall { needed });
+    };
+    // array(4), type 2: one byte each.
+    o[0] = 0x84;
+    o[1] = frame_type::ACK as u8;
+    let mut at = 2;
+    for v in [delay_us, largest, first_range] {
+        at += put_head(&mut o[at..], 0, v).ok_or(FrameError::BufferTooSmall { needed })?;
+    }
+    Ok(at)
+}
 
 /// Encodes an ACK frame into `out` and returns the bytes written.
 ///

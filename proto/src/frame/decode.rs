@@ -178,6 +178,10 @@ fn decode_frame<'a>(d: &mut Decoder<'a>) -> Result<Frame<'a>, FrameError> {
         d.set_position(end);
         return Ok(Frame::Message(m));
     }
+    if let Some((a, end)) = AckFrame::decode_fast(d.input(), d.position()) {
+        d.set_position(end);
+        return Ok(Frame::Ack(a));
+    }
     decode_general(d)
 }
 
@@ -279,7 +283,91 @@ mod tests {
         Ok(())
     }
 
+    /// Whatever the ACK fast path accepts, the general decoder accepts
+    /// too, with the same frame and the same end.
+    fn ack_agrees(input: &[u8]) -> Result<(), TestCaseError> {
+        if let Some((a, end)) = AckFrame::decode_fast(input, 0) {
+            let mut d = Decoder::new(input);
+            prop_assert_eq!(decode_general(&mut d), Ok(Frame::Ack(a)));
+            prop_assert_eq!(d.position(), end);
+        }
+        Ok(())
+    }
+
     proptest! {
+        #[test]
+        fn ack_fast_path_agrees(
+            head in prop_oneof![0x80u8..0xa0, Just(0x98), Just(0x84), Just(0x86), Just(0x88)],
+            tail in proptest::collection::vec(any::<u8>(), 0..40),
+            heads in proptest::collection::vec(
+                prop_oneof![Just(0x00u8), Just(0x17), Just(0x18), Just(0x19), Just(0x1a),
+                            Just(0x1b), Just(0x1c), Just(0x1f), Just(0x20), any::<u8>()],
+                0..12),
+        ) {
+            // Frames that start like an ACK, with heads of every width
+            // (shortest or not) and arbitrary bytes after them.
+            let mut input = vec![head, 0x02];
+            for (h, t) in heads.iter().zip(tail.chunks(2)) {
+                input.push(*h);
+                input.extend_from_slice(t);
+            }
+            input.extend_from_slice(&tail);
+            ack_agrees(&input)?;
+            for cut in 0..input.len() {
+                ack_agrees(&input[..cut])?;
+            }
+        }
+
+        #[test]
+        fn well_formed_acks_take_the_fast_path(
+            delay in prop_oneof![0..30u64, any::<u64>()],
+            top in prop_oneof![0..100u64, 0..70_000u64, any::<u64>()],
+            steps in proptest::collection::vec((0..40u64, 0..40u64), 0..10),
+        ) {
+            // Descending, non-touching inclusive ranges from `top` down.
+            let mut ranges = vec![];
+            let mut hi = top;
+            for (len, gap) in steps {
+                let Some(lo) = hi.checked_sub(len) else { break };
+                ranges.push((lo, hi));
+                let Some(next) = lo.checked_sub(gap + 2) else { break };
+                hi = next;
+            }
+            if ranges.is_empty() {
+                ranges.push((top, top));
+            }
+            let mut buf = vec![0u8; 200];
+            let n = super::super::encode_ack(delay, ranges.iter().copied(), 64, &mut buf)
+                .expect("fits");
+            let mut d = Decoder::new(&buf[..n]);
+            let general = decode_general(&mut d);
+            // Up to 9 pairs fit a one-byte array head: the fast path.
+            let (a, end) = AckFrame::decode_fast(&buf[..n], 0).expect("fast path");
+            prop_assert_eq!(general, Ok(Frame::Ack(a)));
+            prop_assert_eq!(end, n);
+            prop_assert_eq!(a.ranges().collect::<std::vec::Vec<_>>(), ranges);
+            ack_agrees(&buf[..n])?;
+        }
+
+        #[test]
+        fn one_range_acks_encode_as_encode_ack_does(
+            delay in prop_oneof![0..30u64, any::<u64>()],
+            largest in prop_oneof![0..100u64, 0..70_000u64, any::<u64>()],
+            width in prop_oneof![0..30u64, any::<u64>()],
+            room in 0usize..40,
+        ) {
+            // Inverted ranges too (`largest` below `smallest`): refused alike.
+            let smallest = largest.wrapping_sub(width);
+            let (mut a, mut b) = ([0u8; 40], [0u8; 40]);
+            let fast = super::super::ack::encode_ack_one(delay, smallest, largest, &mut a[..room]);
+            let general =
+                super::super::encode_ack(delay, [(smallest, largest)], 32, &mut b[..room]);
+            prop_assert_eq!(fast, general);
+            if let Ok(n) = fast {
+                prop_assert_eq!(&a[..n], &b[..n]);
+            }
+        }
+
         #[test]
         fn message_fast_path_agrees(
             tail in proptest::collection::vec(any::<u8>(), 0..40),

@@ -53,7 +53,7 @@
 //! ACK frames are built straight from the receiver's ranges with
 //! [`encode_ack`], which keeps as many of the newest ranges as fit.
 
-mod ack;
+pub(crate) mod ack;
 pub(crate) mod cbor;
 mod decode;
 mod encode;

@@ -33,7 +33,7 @@ pub struct RttEstimator {
 /// `d` in whole microseconds (saturating).
 #[inline]
 pub(crate) fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+    crate::time::micros(d)
 }
 
 /// [`GRANULARITY`] in microseconds.
