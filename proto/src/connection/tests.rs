@@ -41,14 +41,24 @@ fn pair_with(config: Config, now: Instant) -> (ConstrainedConnection, Constraine
 
 /// [`pair_with`] for connections of `CH` channels (constrained windows).
 fn pair_of<const CH: usize>(config: Config, now: Instant) -> (Conn<CH>, Conn<CH>) {
+    pair_between(config.clone(), config, now)
+}
+
+/// An established pair whose client and server have configurations of
+/// their own.
+fn pair_between<const CH: usize>(
+    client_cfg: Config,
+    server_cfg: Config,
+    now: Instant,
+) -> (Conn<CH>, Conn<CH>) {
     let mut rng = ChaCha20Rng::from_seed([9; 32]);
     let creds = Credentials::default();
     let mut client =
-        Conn::<CH>::connect(config.clone(), &creds, now, 1, server_addr(), &mut rng).unwrap();
+        Conn::<CH>::connect(client_cfg, &creds, now, 1, server_addr(), &mut rng).unwrap();
     let mut buf = [0u8; 1500];
     let t = client.poll_transmit(now, &mut buf).unwrap().unwrap();
     let mut server = Conn::<CH>::accept(
-        config,
+        server_cfg,
         &creds,
         now,
         2,
@@ -508,31 +518,20 @@ fn deadlines_follow_the_configured_intervals() {
     };
     let mut rng = ChaCha20Rng::from_seed([3; 32]);
     let creds = Credentials::default();
-    let mut client =
-        ConstrainedConnection::connect(client_cfg, &creds, now, 1, server_addr(), &mut rng)
+    let lone =
+        ConstrainedConnection::connect(client_cfg.clone(), &creds, now, 1, server_addr(), &mut rng)
             .unwrap();
     let none = u64::MAX;
     assert_eq!(
-        client.timer_us,
+        lone.timer_us,
         TimerUs {
             idle: 7_000_300,
             keepalive: none,
             delivery: none
         }
     );
+    let (mut client, mut server) = pair_between::<2>(client_cfg, server_cfg, now);
     let mut buf = [0u8; 1500];
-    let t = client.poll_transmit(now, &mut buf).unwrap().unwrap();
-    let mut server = ConstrainedConnection::accept(
-        server_cfg,
-        &creds,
-        now,
-        2,
-        client_addr(),
-        &buf[..t.len],
-        &mut rng,
-    )
-    .unwrap();
-    exchange(&mut client, &mut server, now, true);
     assert!(client.is_established() && server.is_established());
     assert_eq!(
         client.timer_us,
