@@ -118,8 +118,10 @@
 //! handshake state and keys; `cargo run -p tern --example sizes` prints it).
 //! Smaller windows, fewer channels or fewer tracked packets are a matter of
 //! choosing other type parameters. With `alloc`, [`ServiceConnection`]
-//! buffers live on the heap: a channel's buffer is allocated at its whole
-//! window when the channel first holds data and freed once drained, at the
+//! buffers live on the heap and follow what each channel holds: a buffer
+//! starts at 4 KiB (or the window if smaller) when the channel first holds
+//! data, doubles when more must be held at once (up to the window, which
+//! stays the flow-control credit) and is freed once drained, at the
 //! connection's next timer (112,344 bytes inline, most
 //! of it the table of 256 tracked packets and 64 channel slots).
 //!
@@ -130,7 +132,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-#[cfg(feature = "alloc")]
+#[cfg(any(feature = "alloc", test))]
 extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
@@ -166,8 +168,9 @@ pub type ConstrainedBytes = storage::FixedBytes<{ channel::recv_store_len(1024) 
 /// two channels, eight packets tracked in flight; matches [`Config::constrained`].
 pub type ConstrainedConnection = Connection<ConstrainedBytes, 2, 8>;
 
-/// A connection for services: heap buffers allocated at the configured
-/// window when a channel first holds data and freed once drained, 64 channels, 256 packets in flight; matches
+/// A connection for services: heap buffers that grow with what a channel
+/// holds, up to the configured window, and are freed once drained; 64
+/// channels, 256 packets in flight; matches
 /// [`Config::service`].
 #[cfg(feature = "alloc")]
 pub type ServiceConnection = Connection<storage::HeapBytes, 64, 256>;

@@ -1,20 +1,42 @@
 //! Byte storage for channel buffers: fixed arrays without an allocator,
-//! heap vectors allocated at their limit on first use (and freed when
-//! drained) with one.
+//! heap vectors that grow with use (up to their limit) and are freed when
+//! drained with one.
 //!
 //! The RAM a connection may use is the sum of its channels' buffers, each at
-//! most the configured window, so it is known in advance either way.
+//! most the configured window, so it is known in advance either way; with
+//! heap stores it follows what the channels actually hold.
+
+/// Smallest ring a growable store starts at (or its limit if smaller).
+pub const MIN_RING: usize = 4096;
 
 /// A byte buffer of bounded capacity used as a ring by the channel code.
 pub trait ByteStore {
+    /// Whether the store can hold fewer bytes than its capacity and grow
+    /// ([`resize`](Self::resize)). A fixed store does not: its ring is
+    /// always the whole capacity, and code for growth is compiled out.
+    const GROWS: bool = false;
     /// A store for at most `limit` bytes (a fixed store caps it at its size).
     fn new(limit: usize) -> Self;
-    /// Usable capacity in bytes.
+    /// Usable capacity in bytes (the most the store may ever hold).
     fn capacity(&self) -> usize;
-    /// The whole capacity as a slice, allocating it first if needed.
+    /// The whole capacity as a slice, allocating all of it first if needed
+    /// (what a store costs at its fullest; the channels use
+    /// [`held_mut`](Self::held_mut)).
     fn bytes_mut(&mut self) -> &mut [u8];
-    /// The capacity as a slice; empty if nothing was allocated yet.
+    /// The bytes held now; empty if nothing was allocated yet.
     fn bytes(&self) -> &[u8];
+    /// The bytes held now, mutable, without allocating (the whole capacity
+    /// for a fixed store).
+    fn held_mut(&mut self) -> &mut [u8] {
+        self.bytes_mut()
+    }
+    /// A growable store now holds `len` bytes (at most its capacity), all
+    /// zero but what `relayout(old, new)` writes there from the bytes held
+    /// before. A fixed store is never resized (its callers check
+    /// [`GROWS`](Self::GROWS)); it ignores the call.
+    fn resize(&mut self, len: usize, relayout: impl FnOnce(&[u8], &mut [u8])) {
+        let _ = (len, relayout);
+    }
     /// The buffer holds no data any more: a growable store may free memory.
     fn release(&mut self);
     /// Bytes of RAM held right now.
@@ -53,17 +75,19 @@ impl<const N: usize> ByteStore for FixedBytes<N> {
     }
 }
 
-/// A heap buffer allocated on first use and freed once drained (the
-/// connection releases drained buffers when its timers run), up to `limit`
-/// bytes.
-#[cfg(feature = "alloc")]
+/// A heap buffer that grows with use, up to `limit` bytes, and is freed
+/// once drained (the connection releases drained buffers when its timers
+/// run). The channels start it at [`MIN_RING`] bytes (with their bitmaps)
+/// and double it when what they must hold does not fit.
+#[cfg(any(feature = "alloc", test))]
 pub struct HeapBytes {
     buf: alloc::vec::Vec<u8>,
     limit: usize,
 }
 
-#[cfg(feature = "alloc")]
+#[cfg(any(feature = "alloc", test))]
 impl ByteStore for HeapBytes {
+    const GROWS: bool = true;
     #[inline]
     fn new(limit: usize) -> Self {
         HeapBytes {
@@ -86,6 +110,17 @@ impl ByteStore for HeapBytes {
     fn bytes(&self) -> &[u8] {
         &self.buf
     }
+    #[inline]
+    fn held_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+    fn resize(&mut self, len: usize, relayout: impl FnOnce(&[u8], &mut [u8])) {
+        // Zeroed by the allocator (no copy of the old bytes: `relayout`
+        // moves what is live to where the new size puts it).
+        let mut new = alloc::vec![0u8; len.min(self.limit)];
+        relayout(&self.buf, &mut new);
+        self.buf = new;
+    }
     fn release(&mut self) {
         self.buf = alloc::vec::Vec::new();
     }
@@ -94,14 +129,60 @@ impl ByteStore for HeapBytes {
     }
 }
 
-/// Ring-buffer access: offset `o` of a stream lives at `o % capacity`.
+/// The ring size a growable store needs to hold `need` bytes: the next
+/// power of two from [`MIN_RING`], or the whole `limit` once that is
+/// reached.
+#[inline]
+pub(crate) fn ring_size_for(need: usize, limit: usize) -> usize {
+    let r = need.next_power_of_two().max(MIN_RING);
+    if r >= limit { limit } else { r }
+}
+
+/// Copies the stream bytes `[from, to)` from the ring `old` to the ring
+/// `new` (each its whole length; `to - from` at most both), where each
+/// ring keeps offset `o` at `o % len`. Nothing when `old` is empty.
+pub(crate) fn move_ring(old: &[u8], new: &mut [u8], from: u64, to: u64) {
+    let (r0, r1) = (old.len() as u64, new.len() as u64);
+    if r0 == 0 || r1 == 0 {
+        return;
+    }
+    let mut o = from;
+    while o < to {
+        let (i, j) = ((o % r0) as usize, (o % r1) as usize);
+        // The part before either ring wraps.
+        let n = (to - o).min(r0 - i as u64).min(r1 - j as u64) as usize;
+        new[j..j + n].copy_from_slice(&old[i..i + n]);
+        o += n as u64;
+    }
+}
+
+/// Makes a ring store hold at least `need` bytes (at most its capacity)
+/// when it grows, keeping the live stream bytes `[from, to)` at their
+/// offsets. A fixed store, or one large enough, is left alone.
+#[inline]
+pub(crate) fn reserve_ring<B: ByteStore>(store: &mut B, need: usize, from: u64, to: u64) {
+    if B::GROWS && need > store.bytes().len() {
+        grow_ring(store, need, from, to);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn grow_ring<B: ByteStore>(store: &mut B, need: usize, from: u64, to: u64) {
+    let len = ring_size_for(need, store.capacity());
+    store.resize(len, |old, new| move_ring(old, new, from, to));
+}
+
+/// Ring-buffer access: offset `o` of a stream lives at `o % len`, `len`
+/// the bytes the store holds (its capacity for a fixed store; a growable
+/// one is made large enough with [`reserve_ring`] first).
 #[inline]
 pub(crate) fn ring_write<B: ByteStore>(store: &mut B, offset: u64, data: &[u8]) {
-    let cap = store.capacity();
+    let buf = store.held_mut();
+    let cap = buf.len();
     if cap == 0 || data.is_empty() {
         return;
     }
-    let buf = store.bytes_mut();
     let start = (offset % cap as u64) as usize;
     let first = data.len().min(cap - start);
     buf[start..start + first].copy_from_slice(&data[..first]);
@@ -115,9 +196,9 @@ pub(crate) fn ring_write<B: ByteStore>(store: &mut B, offset: u64, data: &[u8]) 
 /// at `offset`, in order (both empty if nothing was allocated).
 #[inline]
 pub(crate) fn ring_slices<B: ByteStore>(store: &B, offset: u64, len: usize) -> (&[u8], &[u8]) {
-    let cap = store.capacity();
     let buf = store.bytes();
-    if cap == 0 || len == 0 || buf.len() < cap {
+    let cap = buf.len();
+    if cap == 0 || len == 0 {
         return (&[], &[]);
     }
     let start = (offset % cap as u64) as usize;
@@ -128,9 +209,9 @@ pub(crate) fn ring_slices<B: ByteStore>(store: &B, offset: u64, len: usize) -> (
 /// Reads `out.len()` bytes of the stream at `offset` from the ring.
 #[inline]
 pub(crate) fn ring_read<B: ByteStore>(store: &B, offset: u64, out: &mut [u8]) {
-    let cap = store.capacity();
     let buf = store.bytes();
-    if cap == 0 || out.is_empty() || buf.len() < cap {
+    let cap = buf.len();
+    if cap == 0 || out.is_empty() {
         return;
     }
     let start = (offset % cap as u64) as usize;

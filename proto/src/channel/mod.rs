@@ -5,7 +5,7 @@
 //! mark where messages end. The sender keeps bytes until they are
 //! acknowledged; the receiver reassembles by offset and hands out whole
 //! messages in order. Both sides' memory is one ring buffer of the channel
-//! window.
+//! window (on the heap, a smaller ring that grows up to it with use).
 
 mod recv;
 mod send;

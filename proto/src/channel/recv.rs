@@ -10,7 +10,7 @@
 //! dropped for lack of bookkeeping, and a hole at the front can always be
 //! filled (no reassembly deadlock).
 
-use crate::storage::ByteStore;
+use crate::storage::{ByteStore, move_ring, ring_size_for};
 
 /// Why a fragment was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,105 +102,86 @@ impl<B: ByteStore> RecvChannel<B> {
         }
     }
 
-    /// Byte range of bitmap `map` in the store.
-    fn map_range(&self, map: usize) -> (usize, usize) {
-        let w = self.window as usize;
-        let start = w + map * w.div_ceil(8);
-        let len = if map == SUMMARY {
-            w.div_ceil(64).div_ceil(8)
+    /// The ring size: the window for a fixed store; for a growable one,
+    /// what its length says (it holds `recv_store_len(ring)` bytes, the
+    /// ring a power of two of at least [`MIN_RING`](crate::storage::MIN_RING)
+    /// or the window; zero
+    /// while nothing is allocated).
+    #[inline(always)]
+    fn ring(&self) -> u64 {
+        if !B::GROWS {
+            return self.window;
+        }
+        let len = self.store.bytes().len();
+        if len >= self.store.capacity() {
+            self.window
         } else {
-            w.div_ceil(8)
-        };
-        (start, start + len)
+            ring_of_len(len) as u64
+        }
+    }
+
+    /// Makes a growable store's ring hold the stream up to `end` (beyond
+    /// `base`, within the window), moving what it holds to the positions
+    /// of the larger ring: the bytes `[base, highest)`, the received bits
+    /// `[base, marked)` and the end bits `[base, highest)` (the summary
+    /// rebuilt with them). Everything else in the store is dead.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, end: u64) {
+        let r0 = self.ring() as usize;
+        let r1 = ring_size_for((end - self.base) as usize, self.window as usize);
+        debug_assert!(r1 == self.window as usize || recv_store_len(r1) == r1 / 512 * 641);
+        let (base, marked, highest) = (self.base, self.marked, self.highest);
+        self.store.resize(recv_store_len(r1), |old, new| {
+            if r0 == 0 || old.len() < recv_store_len(r0) {
+                return;
+            }
+            move_ring(&old[..r0], &mut new[..r1], base, highest);
+            let mut o = base;
+            while let Some(s) = find_bit_at(old, r0, RECEIVED, o, marked, true) {
+                let e = find_bit_at(old, r0, RECEIVED, s, marked, false).unwrap_or(marked);
+                set_bits_at(new, r1, RECEIVED, s, e, true);
+                o = e;
+            }
+            let mut o = base;
+            while let Some(e) = find_end_at(old, r0, o, highest) {
+                set_end_at(new, r1, e, true);
+                o = e + 1;
+            }
+        });
     }
 
     /// First message end in `[from, to)`: the summary says which words
     /// of the ends bitmap to search. A store not allocated yet has none.
     #[inline(never)]
     fn find_end(&self, from: u64, to: u64) -> Option<u64> {
-        let bytes = self.store.bytes();
-        let slice = |(start, end): (usize, usize)| {
-            let end = end.min(bytes.len());
-            &bytes[start.min(end)..end]
-        };
-        let ends = slice(self.map_range(ENDS));
-        let summary = slice(self.map_range(SUMMARY));
-        let mut o = from;
-        while o < to {
-            let i = (o % self.window) as usize;
-            // The part of the range before the ring wraps.
-            let n = (to - o).min(self.window - i as u64) as usize;
-            if let Some(k) = find_end_in(ends, summary, i, i + n) {
-                return Some(o + (k - i) as u64);
-            }
-            o += n as u64;
-        }
-        None
+        find_end_at(self.store.bytes(), self.ring() as usize, from, to)
     }
 
     /// First offset in `[from, to)` whose bit in `map` equals `want`. A
     /// store not allocated yet reads as all clear. Word at a time.
     fn find_bit(&self, map: usize, from: u64, to: u64, want: bool) -> Option<u64> {
-        let (start, end) = self.map_range(map);
-        let bytes = self.store.bytes();
-        let end = end.min(bytes.len());
-        let bits = &bytes[start.min(end)..end];
-        let mut o = from;
-        while o < to {
-            let i = (o % self.window) as usize;
-            // The part of the range before the ring wraps.
-            let n = (to - o).min(self.window - i as u64) as usize;
-            if let Some(k) = find_in(bits, i, i + n, want) {
-                return Some(o + (k - i) as u64);
-            }
-            o += n as u64;
-        }
-        None
+        find_bit_at(
+            self.store.bytes(),
+            self.ring() as usize,
+            map,
+            from,
+            to,
+            want,
+        )
     }
 
     fn set_bits(&mut self, map: usize, from: u64, to: u64, value: bool) {
-        let (start, end) = self.map_range(map);
-        let window = self.window;
-        let bytes = self.store.bytes_mut();
-        let end = end.min(bytes.len());
-        let bits = &mut bytes[start.min(end)..end];
-        let mut o = from;
-        while o < to {
-            let i = (o % window) as usize;
-            let n = (to - o).min(window - i as u64) as usize;
-            fill_in(bits, i, i + n, value);
-            o += n as u64;
-        }
+        let ring = self.ring() as usize;
+        set_bits_at(self.store.held_mut(), ring, map, from, to, value);
     }
 
     /// Sets or clears the end bit for offset `o`, and its word's summary
     /// bit: set with it, cleared once the word has no bit left.
     #[inline]
     fn set_end(&mut self, o: u64, value: bool) {
-        let (ends, sum) = (self.map_range(ENDS), self.map_range(SUMMARY).0);
-        let i = (o % self.window) as usize;
-        let (k, bit) = (i / 64, 1u8 << (i % 8));
-        let bytes = self.store.bytes_mut();
-        let Some(map) = bytes.get_mut(ends.0..ends.1) else {
-            return;
-        };
-        let Some(b) = map.get_mut(i / 8) else {
-            return;
-        };
-        let sum_bit = if value {
-            *b |= bit;
-            true
-        } else {
-            *b &= !bit;
-            word(map, k) != 0
-        };
-        if let Some(s) = bytes.get_mut(sum + k / 8) {
-            if sum_bit {
-                *s |= 1 << (k % 8);
-            } else {
-                *s &= !(1 << (k % 8));
-            }
-        }
+        let ring = self.ring() as usize;
+        set_end_at(self.store.held_mut(), ring, o, value);
     }
 
     /// Checks, without changing anything, whether a fragment respects the
@@ -223,6 +204,12 @@ impl<B: ByteStore> RecvChannel<B> {
         if end <= self.base {
             return Ok(0);
         }
+        // A growable store's ring must reach `end` (within the window, so
+        // this is an allocation, never a refusal); the first data since
+        // the buffer was released allocates it, zeroed.
+        if B::GROWS && end - self.base > self.ring() {
+            self.grow(end);
+        }
         // Nothing was received at or beyond where a scan would start, so
         // no end bit lies there: this fragment's end, if it has one, is
         // the first (the common case, in-order data after a read).
@@ -231,12 +218,8 @@ impl<B: ByteStore> RecvChannel<B> {
         let start = offset.max(self.base);
         let skip = (start - offset) as usize;
         if start < end {
-            if self.store.bytes().is_empty() {
-                // First data since the buffer was released: allocate it
-                // zeroed, so the bitmaps start clear.
-                let _ = self.store.bytes_mut();
-            }
-            ring_write_window(&mut self.store, self.window, start, &data[skip..]);
+            let ring = self.ring();
+            ring_write_window(&mut self.store, ring, start, &data[skip..]);
             // The received bitmap is only ever read in `[contiguous,
             // highest)`: a fragment that joins the received prefix needs
             // no bits (the common, in-order case). Reads clear the bits of
@@ -335,7 +318,7 @@ impl<B: ByteStore> RecvChannel<B> {
         if out.len() < len {
             return Some(Err(len));
         }
-        ring_read_window(&self.store, self.window, self.base, &mut out[..len]);
+        ring_read_window(&self.store, self.ring(), self.base, &mut out[..len]);
         self.consume(len);
         Some(Ok(len))
     }
@@ -346,7 +329,7 @@ impl<B: ByteStore> RecvChannel<B> {
     /// message wraps the ring's end.
     pub fn read_with<R>(&mut self, f: impl FnOnce(&[u8], &[u8]) -> R) -> Option<R> {
         let len = self.peek_len()?;
-        let (a, b) = ring_slices_window(&self.store, self.window, self.base, len);
+        let (a, b) = ring_slices_window(&self.store, self.ring(), self.base, len);
         let r = f(a, b);
         self.consume(len);
         Some(r)
@@ -414,9 +397,10 @@ impl<B: ByteStore> RecvChannel<B> {
     #[cfg(test)]
     fn summary_is_exact(&self) -> bool {
         let bytes = self.store.bytes();
-        let (start, end) = self.map_range(ENDS);
-        let (sum, _) = self.map_range(SUMMARY);
-        (0..(self.window as usize).div_ceil(64)).all(|k| {
+        let ring = self.ring() as usize;
+        let (start, end) = map_range(ring, ENDS);
+        let (sum, _) = map_range(ring, SUMMARY);
+        (0..ring.div_ceil(64)).all(|k| {
             let w = bytes.get(start + 8 * k..(start + 8 * k + 8).min(end));
             let any = w.is_some_and(|w| w.iter().any(|&x| x != 0));
             any == bytes.get(sum..).is_some_and(|s| get_bit(s, k))
@@ -426,10 +410,14 @@ impl<B: ByteStore> RecvChannel<B> {
     /// The lowest end bit set at or beyond `scanned.max(base)`, bit by bit.
     #[cfg(test)]
     fn first_end_by_scan(&self) -> Option<u64> {
-        let (start, _) = self.map_range(ENDS);
+        let ring = self.ring();
+        if ring == 0 {
+            return None;
+        }
+        let (start, _) = map_range(ring as usize, ENDS);
         let bits = self.store.bytes().get(start..).unwrap_or(&[]);
-        (self.scanned.max(self.base)..self.base + self.window)
-            .find(|&o| get_bit(bits, (o % self.window) as usize))
+        (self.scanned.max(self.base)..self.base + ring)
+            .find(|&o| get_bit(bits, (o % ring) as usize))
     }
 
     /// Highest offset received (for the flow-control model test).
@@ -453,6 +441,133 @@ impl<B: ByteStore> RecvChannel<B> {
             self.highest,
             self.max_data
         )
+    }
+}
+
+/// The ring whose store is `len` bytes long, for a power-of-two ring of
+/// at least 512 bytes (then `recv_store_len(r)` is `r / 512 * 641`).
+#[inline]
+fn ring_of_len(len: usize) -> usize {
+    len / 641 * 512
+}
+
+/// Byte range of bitmap `map` in a store laid out for ring size `ring`.
+#[inline]
+fn map_range(ring: usize, map: usize) -> (usize, usize) {
+    let start = ring + map * ring.div_ceil(8);
+    let len = if map == SUMMARY {
+        ring.div_ceil(64).div_ceil(8)
+    } else {
+        ring.div_ceil(8)
+    };
+    (start, start + len)
+}
+
+/// Part `range` of `bytes`, cut to what is there.
+#[inline]
+fn part(bytes: &[u8], (start, end): (usize, usize)) -> &[u8] {
+    let end = end.min(bytes.len());
+    &bytes[start.min(end)..end]
+}
+
+/// First message end in `[from, to)` of the store `bytes` laid out for
+/// `ring`: the summary says which words of the ends bitmap to search.
+fn find_end_at(bytes: &[u8], ring: usize, from: u64, to: u64) -> Option<u64> {
+    if ring == 0 {
+        return None;
+    }
+    let ends = part(bytes, map_range(ring, ENDS));
+    let summary = part(bytes, map_range(ring, SUMMARY));
+    let r = ring as u64;
+    let mut o = from;
+    while o < to {
+        let i = (o % r) as usize;
+        // The part of the range before the ring wraps.
+        let n = (to - o).min(r - i as u64) as usize;
+        if let Some(k) = find_end_in(ends, summary, i, i + n) {
+            return Some(o + (k - i) as u64);
+        }
+        o += n as u64;
+    }
+    None
+}
+
+/// First offset in `[from, to)` whose bit in `map` equals `want`, in the
+/// store `bytes` laid out for `ring`. Word at a time.
+fn find_bit_at(
+    bytes: &[u8],
+    ring: usize,
+    map: usize,
+    from: u64,
+    to: u64,
+    want: bool,
+) -> Option<u64> {
+    if ring == 0 {
+        return None;
+    }
+    let bits = part(bytes, map_range(ring, map));
+    let r = ring as u64;
+    let mut o = from;
+    while o < to {
+        let i = (o % r) as usize;
+        // The part of the range before the ring wraps.
+        let n = (to - o).min(r - i as u64) as usize;
+        if let Some(k) = find_in(bits, i, i + n, want) {
+            return Some(o + (k - i) as u64);
+        }
+        o += n as u64;
+    }
+    None
+}
+
+/// Sets bits `[from, to)` of `map` to `value` in the store `bytes` laid
+/// out for `ring` (nothing if it is not allocated).
+fn set_bits_at(bytes: &mut [u8], ring: usize, map: usize, from: u64, to: u64, value: bool) {
+    let (start, end) = map_range(ring, map);
+    if ring == 0 || bytes.len() < end {
+        return;
+    }
+    let bits = &mut bytes[start..end];
+    let r = ring as u64;
+    let mut o = from;
+    while o < to {
+        let i = (o % r) as usize;
+        let n = (to - o).min(r - i as u64) as usize;
+        fill_in(bits, i, i + n, value);
+        o += n as u64;
+    }
+}
+
+/// Sets or clears the end bit for offset `o` in the store `bytes` laid
+/// out for `ring`, and its word's summary bit: set with it, cleared once
+/// the word has no bit left.
+#[inline]
+fn set_end_at(bytes: &mut [u8], ring: usize, o: u64, value: bool) {
+    if ring == 0 {
+        return;
+    }
+    let (ends, sum) = (map_range(ring, ENDS), map_range(ring, SUMMARY).0);
+    let i = (o % ring as u64) as usize;
+    let (k, bit) = (i / 64, 1u8 << (i % 8));
+    let Some(map) = bytes.get_mut(ends.0..ends.1) else {
+        return;
+    };
+    let Some(b) = map.get_mut(i / 8) else {
+        return;
+    };
+    let sum_bit = if value {
+        *b |= bit;
+        true
+    } else {
+        *b &= !bit;
+        word(map, k) != 0
+    };
+    if let Some(s) = bytes.get_mut(sum + k / 8) {
+        if sum_bit {
+            *s |= 1 << (k % 8);
+        } else {
+            *s &= !(1 << (k % 8));
+        }
     }
 }
 
@@ -591,11 +706,14 @@ fn fill_in(bits: &mut [u8], from: usize, to: usize, value: bool) {
     }
 }
 
-/// Ring write over the first `window` bytes of the store.
-fn ring_write_window<B: ByteStore>(store: &mut B, window: u64, offset: u64, data: &[u8]) {
-    let w = window as usize;
-    let buf = &mut store.bytes_mut()[..w];
-    let start = (offset % window) as usize;
+/// Ring write over the first `ring` bytes of the store.
+fn ring_write_window<B: ByteStore>(store: &mut B, ring: u64, offset: u64, data: &[u8]) {
+    if B::GROWS && ring == 0 {
+        return;
+    }
+    let w = ring as usize;
+    let buf = &mut store.held_mut()[..w];
+    let start = (offset % ring) as usize;
     let first = data.len().min(w - start);
     buf[start..start + first].copy_from_slice(&data[..first]);
     let rest = &data[first..];
@@ -604,26 +722,32 @@ fn ring_write_window<B: ByteStore>(store: &mut B, window: u64, offset: u64, data
     }
 }
 
-/// The (up to) two slices of the ring over the first `window` bytes of
-/// the store that hold `len` bytes from `offset`, in order.
+/// The (up to) two slices of the ring over the first `ring` bytes of the
+/// store that hold `len` bytes from `offset`, in order.
 fn ring_slices_window<B: ByteStore>(
     store: &B,
-    window: u64,
+    ring: u64,
     offset: u64,
     len: usize,
 ) -> (&[u8], &[u8]) {
-    let w = window as usize;
+    if B::GROWS && ring == 0 {
+        return (&[], &[]);
+    }
+    let w = ring as usize;
     let buf = &store.bytes()[..w];
-    let start = (offset % window) as usize;
+    let start = (offset % ring) as usize;
     let first = len.min(w - start);
     (&buf[start..start + first], &buf[..len - first])
 }
 
-/// Ring read over the first `window` bytes of the store.
-fn ring_read_window<B: ByteStore>(store: &B, window: u64, offset: u64, out: &mut [u8]) {
-    let w = window as usize;
+/// Ring read over the first `ring` bytes of the store.
+fn ring_read_window<B: ByteStore>(store: &B, ring: u64, offset: u64, out: &mut [u8]) {
+    if B::GROWS && ring == 0 {
+        return;
+    }
+    let w = ring as usize;
     let buf = &store.bytes()[..w];
-    let start = (offset % window) as usize;
+    let start = (offset % ring) as usize;
     let first = out.len().min(w - start);
     out[..first].copy_from_slice(&buf[start..start + first]);
     let rest = out.len() - first;
@@ -750,7 +874,157 @@ mod tests {
         assert_eq!(c.credit_update(), Some(36));
     }
 
+    /// A heap store of a 1 MiB window: small messages, read as they come,
+    /// never make it more than the small ring; 300 KiB held at once grow
+    /// it to at least that and at most the window; drained and released,
+    /// it holds nothing, and small messages then take the small ring again.
+    #[test]
+    fn a_heap_store_grows_with_what_it_holds() {
+        use crate::storage::{HeapBytes, MIN_RING};
+        const W: usize = 1 << 20;
+        let small = recv_store_len(MIN_RING);
+        let mut c = RecvChannel::<HeapBytes>::new(W, W);
+        assert_eq!(c.allocated(), 0);
+        let mut out = std::vec![0u8; W];
+        let mut off = 0u64;
+        // Two windows' worth of 300-byte messages, across many ring wraps.
+        for k in 0..7000u64 {
+            let msg = [k as u8; 300];
+            assert_eq!(c.insert(off, &msg, true), Ok(300));
+            assert_eq!(c.read(&mut out), Some(Ok(300)));
+            assert_eq!(out[..300], msg);
+            let _ = c.credit_update();
+            assert!(c.allocated() <= small, "{k}: {}", c.allocated());
+            off += 300;
+        }
+        assert_eq!(c.allocated(), small);
+        // 300 KiB in 1 KiB messages, held at once (in order).
+        let held = 300 * 1024;
+        for k in 0..300u64 {
+            let msg = [(k * 7) as u8; 1024];
+            assert_eq!(c.insert(off + k * 1024, &msg, true), Ok(1024));
+        }
+        assert!(c.allocated() >= held, "{}", c.allocated());
+        assert!(c.allocated() <= recv_store_len(W), "{}", c.allocated());
+        for k in 0..300u64 {
+            assert_eq!(c.read(&mut out), Some(Ok(1024)));
+            assert!(
+                out[..1024].iter().all(|&b| b == (k * 7) as u8),
+                "message {k}"
+            );
+        }
+        off += held as u64;
+        c.release_if_drained();
+        assert_eq!(c.allocated(), 0);
+        let _ = c.credit_update();
+        // Fragments received out of order in the small ring, then one that
+        // grows it: the gaps filled, the messages come out whole.
+        assert_eq!(c.insert(off + 1000, &[3; 100], false), Ok(1100));
+        assert_eq!(c.insert(off + 2000, &[4; 100], true), Ok(1000));
+        assert_eq!(c.allocated(), small);
+        assert_eq!(c.insert(off + 9000, &[5; 100], true), Ok(7000));
+        assert!(c.allocated() > small);
+        assert_eq!(c.insert(off, &[3; 1000], false), Ok(0));
+        assert_eq!(c.insert(off + 1100, &[4; 900], false), Ok(0));
+        assert_eq!(c.peek_len(), Some(2100));
+        assert_eq!(c.insert(off + 2100, &[5; 6900], false), Ok(0));
+        assert_eq!(c.read(&mut out), Some(Ok(2100)));
+        assert!(out[..1100].iter().all(|&b| b == 3) && out[1100..2100].iter().all(|&b| b == 4));
+        assert_eq!(c.read(&mut out), Some(Ok(7000)));
+        assert!(out[..7000].iter().all(|&b| b == 5));
+        off += 9100;
+        c.release_if_drained();
+        assert_eq!(c.allocated(), 0);
+        let _ = c.credit_update();
+        // A fragment far ahead of a gap grows the ring to reach it, and the
+        // gap filled later gives whole messages.
+        assert_eq!(c.insert(off + 200_000, &[9; 100], true), Ok(200_100));
+        assert!(c.allocated() >= 200_100 && c.allocated() <= recv_store_len(W));
+        assert_eq!(c.insert(off, &std::vec![8u8; 200_000], true), Ok(0));
+        assert_eq!(c.read(&mut out), Some(Ok(200_000)));
+        assert!(out[..200_000].iter().all(|&b| b == 8));
+        assert_eq!(c.read(&mut out), Some(Ok(100)));
+        assert_eq!(out[..100], [9; 100]);
+        c.release_if_drained();
+        assert_eq!(c.allocated(), 0);
+        let _ = c.credit_update();
+        assert_eq!(c.insert(off + 200_100, &[1; 10], true), Ok(10));
+        assert_eq!(c.allocated(), small);
+    }
+
     proptest! {
+        /// Hostile fragments (in order, out of order, duplicated,
+        /// overlapping, beyond the credit, with and without ends) and reads
+        /// get the same answers, bytes and credits from a channel on a
+        /// heap store that grows as from one on a fixed store of the whole
+        /// window; the heap store never holds more than the ring the data
+        /// in it needs.
+        #[test]
+        fn a_growing_store_matches_a_fixed_one(
+            ops in proptest::collection::vec(
+                (0u8..10, 0u64..30_000, 0usize..7000, any::<bool>()), 1..120),
+            window in prop_oneof![Just(20_000usize), Just(16_384), Just(9_001), Just(3_000)],
+            max_message in prop_oneof![Just(20_000usize), Just(5_000), Just(100)],
+        ) {
+            use crate::storage::HeapBytes;
+            type Fixed = FixedBytes<{ recv_store_len(20_000) }>;
+            let mut heap = RecvChannel::<HeapBytes>::new(window, max_message);
+            let mut fixed = RecvChannel::<Fixed>::new(window, max_message);
+            // Stream bytes depend on their offset, so bytes moved to the
+            // wrong place show.
+            let stream = |o: u64, len: usize| -> std::vec::Vec<u8> {
+                (o..o + len as u64).map(|x| (x ^ (x >> 8)) as u8).collect()
+            };
+            let (mut a, mut b) = (std::vec![0u8; 20_000], std::vec![0u8; 20_000]);
+            for (op, off, len, fin) in ops {
+                match op {
+                    // Mostly fragments near what is expected next: small
+                    // ones within the first ring (out of order, so the
+                    // received bits matter when it grows), and any within
+                    // the window.
+                    0..=4 => {
+                        let (span, len) = if op < 3 { (3000, len % 1500) } else { (window as u64 + 200, len) };
+                        let off = heap.consumed().saturating_sub(100) + off % span;
+                        let data = stream(off, len);
+                        prop_assert_eq!(heap.insert(off, &data, fin), fixed.insert(off, &data, fin));
+                    }
+                    5 => {
+                        let data = stream(off, len % 50);
+                        prop_assert_eq!(heap.insert(off, &data, fin), fixed.insert(off, &data, fin));
+                    }
+                    6 => prop_assert_eq!(heap.peek_len(), fixed.peek_len()),
+                    7 => {
+                        let n = (len * 3).min(20_000);
+                        prop_assert_eq!(heap.read(&mut a[..n]), fixed.read(&mut b[..n]));
+                        prop_assert_eq!(&a, &b);
+                    }
+                    8 => prop_assert_eq!(
+                        heap.read_with(|x, y| [x, y].concat()),
+                        fixed.read_with(|x, y| [x, y].concat())
+                    ),
+                    _ => {
+                        heap.release_if_drained();
+                        fixed.release_if_drained();
+                        prop_assert_eq!(heap.credit_update(), fixed.credit_update());
+                    }
+                }
+                prop_assert_eq!(heap.is_readable(), fixed.is_readable());
+                prop_assert_eq!(heap.max_data(), fixed.max_data());
+                prop_assert_eq!(
+                    (heap.base, heap.contiguous, heap.scanned, heap.marked, heap.highest, heap.first_end),
+                    (fixed.base, fixed.contiguous, fixed.scanned, fixed.marked, fixed.highest, fixed.first_end)
+                );
+                prop_assert!(heap.summary_is_exact());
+                prop_assert_eq!(heap.first_end_by_scan(), fixed.first_end_by_scan());
+                // Held: nothing, or the ring the live data needs, doubled at
+                // most once beyond it.
+                let ring = heap.ring() as usize;
+                prop_assert_eq!(heap.allocated(), if ring == 0 { 0 } else { recv_store_len(ring) });
+                let live = (heap.highest - heap.base) as usize;
+                prop_assert!(live <= ring);
+            }
+        }
+
         /// Long runs of equal bits with a few odd ones (what the block
         /// loop passes over and then stops in): `find_in` agrees with a
         /// bit-by-bit search.

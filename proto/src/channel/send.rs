@@ -1,7 +1,7 @@
 //! The sending half of a channel.
 
 use crate::range_set::RangeSet;
-use crate::storage::{ByteStore, ring_read, ring_write};
+use crate::storage::{ByteStore, reserve_ring, ring_read, ring_write};
 use heapless::Deque;
 
 /// Most messages a channel keeps unacknowledged at once.
@@ -95,6 +95,10 @@ impl<B: ByteStore> SendChannel<B> {
                 SendBlocked::Buffer
             });
         }
+        // A growable buffer grows to hold it (never a refusal: the check
+        // above is against the whole capacity).
+        let live = (self.write_off - self.base) as usize;
+        reserve_ring(&mut self.buf, live + msg.len(), self.base, self.write_off);
         ring_write(&mut self.buf, self.write_off, msg);
         self.write_off += msg.len() as u64;
         // Checked non-full above.

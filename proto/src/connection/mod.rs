@@ -125,7 +125,8 @@ pub(crate) struct Channel<B: ByteStore> {
     pub(crate) blocked_sent_at: u64,
 }
 
-/// A datagram queue in a fixed ring of bytes: `[len: u16][bytes]` records.
+/// A datagram queue in a ring of bytes (growing with use on the heap, up
+/// to its limit): `[len: u16][bytes]` records.
 pub(crate) struct DatagramQueue<B: ByteStore> {
     buf: B,
     head: u64,
@@ -150,6 +151,8 @@ impl<B: ByteStore> DatagramQueue<B> {
         {
             return false;
         }
+        let live = (self.tail - self.head) as usize;
+        crate::storage::reserve_ring(&mut self.buf, live + need as usize, self.head, self.tail);
         crate::storage::ring_write(&mut self.buf, self.tail, &(d.len() as u16).to_be_bytes());
         crate::storage::ring_write(&mut self.buf, self.tail + 2, d);
         self.tail += need;
