@@ -330,7 +330,7 @@ impl<B: ByteStore> SendChannel<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::FixedBytes;
+    use crate::storage::{FixedBytes, MIN_RING};
 
     #[test]
     fn fragments_stop_at_message_ends_and_lost_data_goes_first() {
@@ -400,6 +400,131 @@ mod tests {
             }
         }
         assert!(k > 3 * MAX_QUEUED_MESSAGES as u64);
+    }
+
+    /// A heap send buffer of a 1 MiB window holds small messages, each
+    /// acknowledged before the next, in the small ring; 300 KiB queued at
+    /// once grow it to at least that and at most the window; acknowledged
+    /// and released, it holds nothing.
+    #[test]
+    fn a_heap_buffer_grows_with_what_it_holds() {
+        use crate::storage::{HeapBytes, MIN_RING};
+        const W: usize = 1 << 20;
+        let mut c = SendChannel::<HeapBytes>::new(W, u64::MAX);
+        assert_eq!(c.allocated(), 0);
+        for k in 0..7000u64 {
+            c.push(&[k as u8; 300], false).unwrap();
+            let (off, len, fin, _) = c.next_range(1200, u64::MAX).unwrap();
+            assert_eq!((len, fin), (300, true));
+            let mut out = [0u8; 300];
+            c.read(off, &mut out);
+            assert_eq!(out, [k as u8; 300]);
+            c.on_acked(off, off + 300);
+            assert!(c.allocated() <= MIN_RING, "{k}: {}", c.allocated());
+        }
+        assert_eq!(c.allocated(), MIN_RING);
+        let start = c.offsets().1;
+        // 300 KiB in 5 KiB messages (the queue takes 64).
+        for k in 0..60u64 {
+            c.push(&[(k * 3) as u8; 5120], false).unwrap();
+        }
+        assert!(
+            c.allocated() >= 300 * 1024 && c.allocated() <= W,
+            "{}",
+            c.allocated()
+        );
+        for k in 0..60u64 {
+            let mut out = [0u8; 5120];
+            c.read(start + k * 5120, &mut out);
+            assert_eq!(out, [(k * 3) as u8; 5120], "message {k}");
+        }
+        // Acceptance follows the window, not the ring: it fills up exactly.
+        let left = W - 300 * 1024;
+        assert_eq!(c.free(), left);
+        c.push(&std::vec![1u8; left], false).unwrap();
+        assert_eq!(c.push(&[1], false), Err(SendBlocked::Buffer));
+        assert_eq!(c.allocated(), W);
+        while let Some((off, len, _, _)) = c.next_range(1 << 16, u64::MAX) {
+            c.on_acked(off, off + len as u64);
+        }
+        c.release_if_idle();
+        assert_eq!(c.allocated(), 0);
+        c.push(b"again", false).unwrap();
+        assert_eq!(c.allocated(), MIN_RING);
+    }
+
+    proptest::proptest! {
+        /// Pushes, ranges sent, acknowledgements, losses and reads get the
+        /// same answers and bytes from a channel on a heap buffer that
+        /// grows as from one on a fixed buffer of the whole window.
+        #[test]
+        fn a_growing_buffer_matches_a_fixed_one(
+            ops in proptest::collection::vec((0u8..8, 0usize..7000, 0usize..64), 1..150),
+            window in proptest::prop_oneof![
+                proptest::strategy::Just(20_000usize),
+                proptest::strategy::Just(16_384),
+                proptest::strategy::Just(9_001),
+                proptest::strategy::Just(3_000)
+            ],
+        ) {
+            use crate::storage::HeapBytes;
+            let mut heap = SendChannel::<HeapBytes>::new(window, 12_000);
+            let mut fixed = SendChannel::<FixedBytes<20_000>>::new(window, 12_000);
+            let mut sent = std::vec::Vec::new();
+            let mut k = 0u8;
+            for (op, n, pick) in ops {
+                match op {
+                    0..=2 => {
+                        k = k.wrapping_add(1);
+                        let len = if op == 0 { n } else { n % 700 };
+                        let msg: std::vec::Vec<u8> =
+                            (0..len).map(|i| k ^ (i as u8) ^ ((i >> 8) as u8)).collect();
+                        proptest::prop_assert_eq!(heap.push(&msg, pick % 2 == 0), fixed.push(&msg, pick % 2 == 0));
+                    }
+                    3 | 4 => {
+                        let r = heap.next_range(n + 1, 1 << 20);
+                        proptest::prop_assert_eq!(r, fixed.next_range(n + 1, 1 << 20));
+                        if let Some((off, len, _, _)) = r {
+                            sent.push((off, off + len as u64));
+                        }
+                    }
+                    5 | 6 if !sent.is_empty() => {
+                        let (s, e) = sent.swap_remove(pick % sent.len());
+                        if op == 5 {
+                            heap.on_acked(s, e);
+                            fixed.on_acked(s, e);
+                        } else {
+                            heap.on_lost(s, e);
+                            fixed.on_lost(s, e);
+                        }
+                    }
+                    7 => {
+                        heap.release_if_idle();
+                        fixed.release_if_idle();
+                        heap.set_max_data(heap.max_data() + n as u64);
+                        fixed.set_max_data(fixed.max_data() + n as u64);
+                    }
+                    _ => {}
+                }
+                proptest::prop_assert_eq!(heap.offsets(), fixed.offsets());
+                proptest::prop_assert_eq!(heap.unacked(), fixed.unacked());
+                proptest::prop_assert_eq!(heap.free(), fixed.free());
+                proptest::prop_assert_eq!(heap.peek_offset(), fixed.peek_offset());
+                // Every byte still held reads the same.
+                let write = heap.offsets().1;
+                let base = write - heap.unacked();
+                let (mut a, mut b) = (std::vec![0u8; (write - base) as usize], std::vec![0u8; (write - base) as usize]);
+                heap.read(base, &mut a);
+                fixed.read(base, &mut b);
+                proptest::prop_assert_eq!(a, b);
+                // Held: nothing, or the ring the queued bytes need (at
+                // least the small one, at most the window).
+                let live = heap.unacked() as usize;
+                let held = heap.allocated();
+                proptest::prop_assert!(held == 0 || held >= live.max(MIN_RING.min(window)));
+                proptest::prop_assert!(held <= window);
+            }
+        }
     }
 
     #[test]

@@ -570,3 +570,55 @@ fn deadlines_follow_the_configured_intervals() {
     }
     assert_eq!(closed_at, Some(now + Duration::from_secs(4)));
 }
+
+proptest::proptest! {
+    /// Datagrams pushed and popped (copied or lent) come out the same, and
+    /// are accepted exactly when, from a queue on a heap ring that grows as
+    /// from one on a fixed ring of the whole limit; the heap ring holds
+    /// nothing once released empty, and never more than the limit.
+    #[test]
+    fn a_growing_datagram_queue_matches_a_fixed_one(
+        ops in proptest::collection::vec((0u8..6, 0usize..3000), 1..200),
+        limit in proptest::prop_oneof![
+            proptest::strategy::Just(12_000usize),
+            proptest::strategy::Just(9_001),
+            proptest::strategy::Just(2_000)
+        ],
+    ) {
+        use super::DatagramQueue;
+        use crate::storage::{ByteStore, FixedBytes, HeapBytes, MIN_RING};
+        let mut heap = DatagramQueue::<HeapBytes>::new(limit, 16);
+        let mut fixed = DatagramQueue::<FixedBytes<12_000>>::new(limit, 16);
+        let mut k = 0u8;
+        for (op, n) in ops {
+            match op {
+                0..=2 => {
+                    k = k.wrapping_add(1);
+                    let len = if op == 0 { n } else { n % 300 };
+                    let d: Vec<u8> = (0..len).map(|i| k ^ (i as u8) ^ ((i >> 8) as u8)).collect();
+                    proptest::prop_assert_eq!(heap.push(&d), fixed.push(&d));
+                }
+                3 => {
+                    let (mut a, mut b) = ([0u8; 3000], [0u8; 3000]);
+                    proptest::prop_assert_eq!(heap.pop_into(&mut a), fixed.pop_into(&mut b));
+                    proptest::prop_assert_eq!(a, b);
+                }
+                4 => proptest::prop_assert_eq!(
+                    heap.pop_with(|x, y| [x, y].concat()),
+                    fixed.pop_with(|x, y| [x, y].concat())
+                ),
+                _ => {
+                    heap.release_if_empty();
+                    fixed.release_if_empty();
+                    if heap.count == 0 {
+                        proptest::prop_assert_eq!(heap.buf.allocated(), 0);
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(heap.front_len(), fixed.front_len());
+            let (held, live) = (heap.buf.allocated(), (heap.tail - heap.head) as usize);
+            proptest::prop_assert!(held == 0 || held >= live.max(MIN_RING.min(limit)));
+            proptest::prop_assert!(held <= limit);
+        }
+    }
+}
