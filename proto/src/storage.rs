@@ -19,9 +19,10 @@ pub trait ByteStore {
     fn new(limit: usize) -> Self;
     /// Usable capacity in bytes (the most the store may ever hold).
     fn capacity(&self) -> usize;
-    /// The whole capacity as a slice, allocating all of it first if needed
-    /// (what a store costs at its fullest; the channels use
-    /// [`held_mut`](Self::held_mut)).
+    /// The whole capacity as a slice, allocating all of it first if needed:
+    /// what a store costs at its fullest. Not for a store a channel uses
+    /// (a growable one keeps its ring's layout for the length it holds):
+    /// the channels use [`held_mut`](Self::held_mut).
     fn bytes_mut(&mut self) -> &mut [u8];
     /// The bytes held now; empty if nothing was allocated yet.
     fn bytes(&self) -> &[u8];
