@@ -622,3 +622,93 @@ proptest::proptest! {
         }
     }
 }
+
+/// A service connection on heap buffers with 1 MiB channel windows: small
+/// messages keep each side's buffers at the small rings (main allocated
+/// the whole window on the first byte); 300 KiB queued at once grow the
+/// sender's buffer to hold it, and everything is freed once delivered,
+/// acknowledged and the timers ran.
+#[test]
+fn heap_buffers_follow_what_a_connection_holds() {
+    use crate::storage::{HeapBytes, MIN_RING};
+    type Heap = crate::Connection<HeapBytes, 2, 64>;
+    fn settle(client: &mut Heap, server: &mut Heap, now: Instant) {
+        let mut buf = [0u8; 1500];
+        for _ in 0..4096 {
+            let mut moved = false;
+            while let Some(t) = server.poll_transmit(now, &mut buf).unwrap() {
+                client
+                    .handle(now, server_addr(), &mut buf[..t.len])
+                    .unwrap();
+                moved = true;
+            }
+            while let Some(t) = client.poll_transmit(now, &mut buf).unwrap() {
+                server
+                    .handle(now, client_addr(), &mut buf[..t.len])
+                    .unwrap();
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the exchange does not go quiet");
+    }
+    let config = Config {
+        pattern: HandshakePattern::NN,
+        channel_window: 1 << 20,
+        connection_window: 4 << 20,
+        max_message_size: 1 << 20,
+        max_channels: 2,
+        ..Config::service()
+    };
+    let mut now = Instant::from_millis(1);
+    let mut rng = ChaCha20Rng::from_seed([3; 32]);
+    let creds = Credentials::default();
+    let mut client =
+        Heap::connect(config.clone(), &creds, now, 1, server_addr(), &mut rng).unwrap();
+    let mut buf = [0u8; 1500];
+    let t = client.poll_transmit(now, &mut buf).unwrap().unwrap();
+    let mut server = Heap::accept(
+        config,
+        &creds,
+        now,
+        2,
+        client_addr(),
+        &buf[..t.len],
+        &mut rng,
+    )
+    .unwrap();
+    settle(&mut client, &mut server, now);
+    assert!(client.is_established() && server.is_established());
+    let small = MIN_RING + crate::channel::recv_store_len(MIN_RING);
+    let mut out = std::vec![0u8; 1 << 20];
+    for k in 0..200u32 {
+        client.send(0, &[k as u8; 300]).unwrap();
+        if k % 10 == 9 {
+            settle(&mut client, &mut server, now);
+            while let Ok(Some(n)) = server.recv(0, &mut out) {
+                assert_eq!(n, 300);
+            }
+            assert!(client.buffer_bytes() <= small, "{}", client.buffer_bytes());
+            assert!(server.buffer_bytes() <= small, "{}", server.buffer_bytes());
+        }
+    }
+    for k in 0..5u8 {
+        client.send(0, &std::vec![k; 60 * 1024]).unwrap();
+    }
+    let held = client.buffer_bytes();
+    assert!((300 * 1024..=small + (1 << 20)).contains(&held), "{held}");
+    settle(&mut client, &mut server, now);
+    for k in 0..5u8 {
+        assert_eq!(server.recv(0, &mut out), Ok(Some(60 * 1024)));
+        assert!(out[..60 * 1024].iter().all(|&b| b == k));
+    }
+    settle(&mut client, &mut server, now);
+    // Buffers are released when the timers run.
+    now = now + Duration::from_millis(100);
+    client.handle_timeout(now);
+    server.handle_timeout(now);
+    assert_eq!(client.buffer_bytes(), 0);
+    assert_eq!(server.buffer_bytes(), 0);
+}
