@@ -9,6 +9,11 @@
 //! credit can always be stored: a packet the receiver acknowledges is never
 //! dropped for lack of bookkeeping, and a hole at the front can always be
 //! filled (no reassembly deadlock).
+//!
+//! A growable (heap) store holds a smaller ring with its bitmaps: 4 KiB
+//! at first, doubled (up to the window) when a fragment ends beyond it,
+//! its live bytes and bits moved to where the larger ring keeps them. The
+//! window stays the credit; the ring is only where the bytes are kept.
 
 use crate::storage::{ByteStore, move_ring, ring_size_for};
 
