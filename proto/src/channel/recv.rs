@@ -109,9 +109,9 @@ impl<B: ByteStore> RecvChannel<B> {
 
     /// The ring size: the window for a fixed store; for a growable one,
     /// what its length says (it holds `recv_store_len(ring)` bytes, the
-    /// ring a power of two of at least [`MIN_RING`](crate::storage::MIN_RING)
-    /// or the window; zero
-    /// while nothing is allocated).
+    /// ring a power of two of at least
+    /// [`MIN_RING`](crate::storage::MIN_RING) or the window; zero while
+    /// nothing is allocated).
     #[inline(always)]
     fn ring(&self) -> u64 {
         if !B::GROWS {
