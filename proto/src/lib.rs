@@ -122,7 +122,7 @@
 //! starts at 4 KiB (or the window if smaller) when the channel first holds
 //! data, doubles when more must be held at once (up to the window, which
 //! stays the flow-control credit) and is freed once drained, at the
-//! connection's next timer (112,344 bytes inline, most
+//! connection's next timer (112,824 bytes inline, most
 //! of it the table of 256 tracked packets and 64 channel slots).
 //!
 //! Features: `alloc` and `std` are opt-in; the default build is `no_std`
