@@ -80,8 +80,21 @@ fn exchange<const CH: usize>(
     now: Instant,
     client_link: bool,
 ) {
+    drive(client, server, now, client_link, 64, 64);
+}
+
+/// [`exchange`] for connections of any storage, with at most `rounds`
+/// rounds and at most `burst` client packets per round.
+fn drive<B: crate::storage::ByteStore, const CH: usize, const SENT: usize>(
+    client: &mut crate::Connection<B, CH, SENT>,
+    server: &mut crate::Connection<B, CH, SENT>,
+    now: Instant,
+    client_link: bool,
+    rounds: usize,
+    burst: usize,
+) {
     let mut buf = [0u8; 1500];
-    for _ in 0..64 {
+    for _ in 0..rounds {
         let mut moved = false;
         while let Some(t) = server.poll_transmit(now, &mut buf).unwrap() {
             client
@@ -90,7 +103,7 @@ fn exchange<const CH: usize>(
             moved = true;
         }
         for n in 0.. {
-            assert!(n < 64, "client poll_transmit never returns None");
+            assert!(n < burst, "client poll_transmit never returns None");
             let Some(t) = client.poll_transmit(now, &mut buf).unwrap() else {
                 break;
             };
@@ -633,26 +646,7 @@ fn heap_buffers_follow_what_a_connection_holds() {
     use crate::storage::{HeapBytes, MIN_RING};
     type Heap = crate::Connection<HeapBytes, 2, 64>;
     fn settle(client: &mut Heap, server: &mut Heap, now: Instant) {
-        let mut buf = [0u8; 1500];
-        for _ in 0..4096 {
-            let mut moved = false;
-            while let Some(t) = server.poll_transmit(now, &mut buf).unwrap() {
-                client
-                    .handle(now, server_addr(), &mut buf[..t.len])
-                    .unwrap();
-                moved = true;
-            }
-            while let Some(t) = client.poll_transmit(now, &mut buf).unwrap() {
-                server
-                    .handle(now, client_addr(), &mut buf[..t.len])
-                    .unwrap();
-                moved = true;
-            }
-            if !moved {
-                return;
-            }
-        }
-        panic!("the exchange does not go quiet");
+        drive(client, server, now, true, 4096, usize::MAX);
     }
     let config = Config {
         pattern: HandshakePattern::NN,
