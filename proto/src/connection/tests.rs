@@ -46,18 +46,28 @@ fn pair_of<const CH: usize>(config: Config, now: Instant) -> (Conn<CH>, Conn<CH>
 
 /// An established pair whose client and server have configurations of
 /// their own.
-fn pair_between<const CH: usize>(
+fn pair_between<B: crate::storage::ByteStore, const CH: usize, const SENT: usize>(
     client_cfg: Config,
     server_cfg: Config,
     now: Instant,
-) -> (Conn<CH>, Conn<CH>) {
+) -> (
+    crate::Connection<B, CH, SENT>,
+    crate::Connection<B, CH, SENT>,
+) {
     let mut rng = ChaCha20Rng::from_seed([9; 32]);
     let creds = Credentials::default();
-    let mut client =
-        Conn::<CH>::connect(client_cfg, &creds, now, 1, server_addr(), &mut rng).unwrap();
+    let mut client = crate::Connection::<B, CH, SENT>::connect(
+        client_cfg,
+        &creds,
+        now,
+        1,
+        server_addr(),
+        &mut rng,
+    )
+    .unwrap();
     let mut buf = [0u8; 1500];
     let t = client.poll_transmit(now, &mut buf).unwrap().unwrap();
-    let mut server = Conn::<CH>::accept(
+    let mut server = crate::Connection::<B, CH, SENT>::accept(
         server_cfg,
         &creds,
         now,
@@ -67,7 +77,7 @@ fn pair_between<const CH: usize>(
         &mut rng,
     )
     .unwrap();
-    exchange(&mut client, &mut server, now, true);
+    drive(&mut client, &mut server, now, true, 64, 64);
     assert!(client.is_established() && server.is_established());
     (client, server)
 }
@@ -543,7 +553,8 @@ fn deadlines_follow_the_configured_intervals() {
             delivery: none
         }
     );
-    let (mut client, mut server) = pair_between::<2>(client_cfg, server_cfg, now);
+    let (mut client, mut server): (ConstrainedConnection, ConstrainedConnection) =
+        pair_between(client_cfg, server_cfg, now);
     let mut buf = [0u8; 1500];
     assert!(client.is_established() && server.is_established());
     assert_eq!(
@@ -657,24 +668,7 @@ fn heap_buffers_follow_what_a_connection_holds() {
         ..Config::service()
     };
     let mut now = Instant::from_millis(1);
-    let mut rng = ChaCha20Rng::from_seed([3; 32]);
-    let creds = Credentials::default();
-    let mut client =
-        Heap::connect(config.clone(), &creds, now, 1, server_addr(), &mut rng).unwrap();
-    let mut buf = [0u8; 1500];
-    let t = client.poll_transmit(now, &mut buf).unwrap().unwrap();
-    let mut server = Heap::accept(
-        config,
-        &creds,
-        now,
-        2,
-        client_addr(),
-        &buf[..t.len],
-        &mut rng,
-    )
-    .unwrap();
-    settle(&mut client, &mut server, now);
-    assert!(client.is_established() && server.is_established());
+    let (mut client, mut server): (Heap, Heap) = pair_between(config.clone(), config, now);
     let small = MIN_RING + crate::channel::recv_store_len(MIN_RING);
     let mut out = std::vec![0u8; 1 << 20];
     for k in 0..200u32 {
