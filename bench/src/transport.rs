@@ -9,8 +9,8 @@
 //!    says `WouldBlock` (queue, window or credit full);
 //! 2. every datagram `poll_transmit` gives the client goes to the server's
 //!    `handle` (frames, AEAD, reassembly);
-//! 3. the server application reads every complete message, checking its
-//!    length, sequence number and checksum;
+//! 3. the server application reads every complete message and compares
+//!    every byte with the message sent (length, sequence number, content);
 //! 4. every datagram of the server (acknowledgements, credit) goes back to
 //!    the client's `handle`, events are drained on both sides and expired
 //!    timers handled. The clock is the real one.
@@ -112,7 +112,7 @@ const VARIANTS: &[Variant] = &[
     },
 ];
 
-/// Payload sizes (multiples of 8, at least 16: see [`Pair::stamp`]).
+/// Payload sizes (multiples of 8, at least 16: see [`stamp`]).
 const SIZES: &[(usize, &str)] = &[(64, "64B"), (1024, "1KiB"), (16384, "16KiB")];
 
 /// Goals of the issue: a share of the AEAD limit from 1 KiB up, and a
@@ -468,17 +468,16 @@ struct Pair<P: CryptoProvider + Clone + Default> {
     epoch: Clock,
     /// The datagram in transit.
     dgram: Vec<u8>,
-    /// The sending application's message; [`Pair::stamp`] numbers it.
+    /// The sending application's message; [`stamp`] numbers it.
     msg: Vec<u8>,
+    /// The receiving application's copy of the message, stamped with the
+    /// number of the next message it expects.
+    want: Vec<u8>,
     /// Messages queued by the client, and read by the server.
     sent: u64,
     received: u64,
-    /// The checksum every message must have (the stamps cancel out).
-    sum: u64,
     /// Last time a message arrived, to fail instead of spinning forever.
     progress_at: Instant,
-    /// Check every byte, not only the checksum (the self-test).
-    strict: bool,
 }
 
 const START: Duration = Duration::from_secs(1);
@@ -539,12 +538,11 @@ impl<P: CryptoProvider + Clone + Default> Pair<P> {
             server,
             epoch,
             dgram,
-            sum: checksum(&msg),
+            want: msg.clone(),
             msg,
             sent: 0,
             received: 0,
             progress_at: now,
-            strict: false,
         };
         // Finish the handshake: the server's answer, then the client's
         // first packet, which confirms the keys to the server.
@@ -560,14 +558,6 @@ impl<P: CryptoProvider + Clone + Default> Pair<P> {
     /// Tern time now.
     fn now(&self) -> Instant {
         Instant::ZERO + START + self.epoch.elapsed()
-    }
-
-    /// Writes the sequence number into the message's first word and its
-    /// complement into the last, so that the checksum stays the same.
-    fn stamp(&mut self, seq: u64) {
-        let n = self.msg.len();
-        self.msg[..8].copy_from_slice(&seq.to_le_bytes());
-        self.msg[n - 8..].copy_from_slice(&(!seq).to_le_bytes());
     }
 
     /// One step of the event loop (see the module documentation); returns
@@ -590,7 +580,7 @@ impl<P: CryptoProvider + Clone + Default> Pair<P> {
     /// Queues messages until the connection refuses one.
     fn fill(&mut self) {
         loop {
-            self.stamp(self.sent);
+            stamp(&mut self.msg, self.sent);
             match self.client.send(CHANNEL, &self.msg) {
                 Ok(()) => self.sent += 1,
                 Err(SendError::WouldBlock(_)) => return,
@@ -640,16 +630,17 @@ impl<P: CryptoProvider + Clone + Default> Pair<P> {
         }
     }
 
-    /// The server application: every complete message, checked where it
+    /// The server application: every complete message, compared where it
     /// lies in the connection's receive ring (no copy out).
     fn read_all(&mut self) -> Result<u64, String> {
         let mut n = 0;
         loop {
             let seq = self.received;
-            let (msg, sum, strict) = (&self.msg, self.sum, self.strict);
+            stamp(&mut self.want, seq);
+            let want = &self.want;
             match self
                 .server
-                .recv_with(CHANNEL, |a, b| check(seq, msg, sum, strict, a, b))
+                .recv_with(CHANNEL, |a, b| check(seq, want, a, b))
             {
                 Some(r) => {
                     r?;
@@ -680,17 +671,14 @@ impl<P: CryptoProvider + Clone + Default> Pair<P> {
         Ok(())
     }
 
-    /// Before timing: a few windows' worth of messages, every byte checked.
+    /// Before timing: a few windows' worth of messages.
     fn self_test(&mut self) -> Result<(), String> {
-        self.strict = true;
         let target = self.sent + 3 * (256 * 1024 / self.msg.len() as u64).max(64);
         while self.sent < target {
             self.fill();
             self.exchange(self.now())?;
         }
-        self.drain(Duration::from_secs(5))?;
-        self.strict = false;
-        Ok(())
+        self.drain(Duration::from_secs(5))
     }
 
     /// After timing: everything sent arrived; a summary of the traffic.
@@ -732,15 +720,24 @@ impl<P: CryptoProvider + Clone + Default> Pair<P> {
     }
 }
 
-/// Wrapping sum of the little-endian words (lengths are multiples of 8):
-/// cheap next to the AEAD, and it catches corrupted bytes.
+/// Writes the sequence number `seq` into the first word of `msg` and its
+/// complement into the last.
+fn stamp(msg: &mut [u8], seq: u64) {
+    let n = msg.len();
+    msg[..8].copy_from_slice(&seq.to_le_bytes());
+    msg[n - 8..].copy_from_slice(&(!seq).to_le_bytes());
+}
+
 /// Checks received message `seq`, lent as the two slices `a` and `b`,
-/// against the message sent (`msg` with its stamps for `seq`): its length,
-/// its sequence number, its checksum (`sum`), and with `strict` every byte.
-fn check(seq: u64, msg: &[u8], sum: u64, strict: bool, a: &[u8], b: &[u8]) -> Result<(), String> {
+/// against `want`, the message sent with its stamps for `seq`: every byte.
+fn check(seq: u64, want: &[u8], a: &[u8], b: &[u8]) -> Result<(), String> {
     let len = a.len() + b.len();
-    if len != msg.len() {
-        return Err(format!("message {seq}: {len} bytes, sent {}", msg.len()));
+    if len != want.len() {
+        return Err(format!("message {seq}: {len} bytes, sent {}", want.len()));
+    }
+    let (wa, wb) = want.split_at(a.len());
+    if a == wa && b == wb {
+        return Ok(());
     }
     let mut head = [0u8; 8];
     for (d, s) in head.iter_mut().zip(a.iter().chain(b)) {
@@ -750,58 +747,7 @@ fn check(seq: u64, msg: &[u8], sum: u64, strict: bool, a: &[u8], b: &[u8]) -> Re
     if first != seq {
         return Err(format!("message {seq}: got message {first} (out of order)"));
     }
-    if checksum_parts(a, b) != sum {
-        return Err(format!("message {seq}: checksum mismatch (corrupted)"));
-    }
-    if strict {
-        let n = msg.len();
-        let mut want = msg.to_vec();
-        want[..8].copy_from_slice(&seq.to_le_bytes());
-        want[n - 8..].copy_from_slice(&(!seq).to_le_bytes());
-        if a != &want[..a.len()] || b != &want[a.len()..] {
-            return Err(format!("message {seq}: bytes differ"));
-        }
-    }
-    Ok(())
-}
-
-/// [`checksum`] of `a` followed by `b`, without joining them.
-fn checksum_parts(a: &[u8], b: &[u8]) -> u64 {
-    let split = a.len() - a.len() % 8;
-    let sum = checksum(&a[..split]);
-    let tail = &a[split..];
-    if tail.is_empty() {
-        return sum.wrapping_add(checksum(b));
-    }
-    let k = 8 - tail.len();
-    let Some(head) = b.get(..k) else {
-        // Fewer than 8 bytes left in all: ignored, as `checksum` does.
-        return sum;
-    };
-    let mut w = [0u8; 8];
-    w[..tail.len()].copy_from_slice(tail);
-    w[tail.len()..].copy_from_slice(head);
-    sum.wrapping_add(u64::from_le_bytes(w))
-        .wrapping_add(checksum(&b[k..]))
-}
-
-fn checksum(b: &[u8]) -> u64 {
-    // The words, then four running sums over groups of four (the compiler
-    // keeps them in vector registers) and the words left over: the same
-    // wrapping sum of every word.
-    let (words, _) = b.as_chunks::<8>();
-    let groups = words.chunks_exact(4);
-    let rest = groups.remainder();
-    let mut acc = [0u64; 4];
-    for g in groups {
-        for (a, w) in acc.iter_mut().zip(g) {
-            *a = a.wrapping_add(u64::from_le_bytes(*w));
-        }
-    }
-    rest.iter().map(|w| u64::from_le_bytes(*w)).fold(
-        acc.into_iter().fold(0u64, u64::wrapping_add),
-        u64::wrapping_add,
-    )
+    Err(format!("message {seq}: bytes differ (corrupted)"))
 }
 
 #[cfg(test)]
@@ -815,53 +761,28 @@ mod tests {
         m
     }
 
-    /// The blocked sum is the wrapping sum of every whole word.
-    #[test]
-    fn checksum_sums_every_word() {
-        for n in [0usize, 7, 8, 31, 32, 40, 95, 96, 1024, 1031] {
-            let m: Vec<u8> = (0..n).map(|i| (i * 131 + 7) as u8).collect();
-            let words = m
-                .chunks_exact(8)
-                .map(|w| u64::from_le_bytes(w.try_into().unwrap()))
-                .fold(0u64, u64::wrapping_add);
-            assert_eq!(checksum(&m), words, "n {n}");
-        }
-    }
-
-    /// Split anywhere, the two-slice checksum is the checksum of the whole.
-    #[test]
-    fn checksum_of_two_parts_is_that_of_the_whole() {
-        for n in [0usize, 5, 8, 13, 64, 67] {
-            let m: Vec<u8> = (0..n).map(|i| (i * 31 + 1) as u8).collect();
-            for split in 0..=n {
-                let (a, b) = m.split_at(split);
-                assert_eq!(checksum_parts(a, b), checksum(&m), "n {n} split {split}");
-            }
-        }
-    }
-
-    /// A message split anywhere passes; a wrong byte in either part, a
-    /// wrong sequence number or length fails (the byte swap keeps the
-    /// checksum, so only the strict check sees it).
+    /// A message split anywhere passes; a wrong byte in either part
+    /// (swapped bytes too), a wrong sequence number or length fails.
     #[test]
     fn the_check_sees_every_fault_wherever_the_message_is_split() {
-        let sent = message(0, 64);
-        let sum = checksum(&sent);
+        let mut want = message(0, 64);
+        stamp(&mut want, 5);
         let got = message(5, 64);
         for split in 0..=64 {
             let (a, b) = got.split_at(split);
-            assert_eq!(check(5, &sent, sum, true, a, b), Ok(()));
-            assert!(check(4, &sent, sum, false, a, b).is_err());
+            assert_eq!(check(5, &want, a, b), Ok(()));
+            let other = message(4, 64);
+            let (a, b) = other.split_at(split);
+            assert!(check(5, &want, a, b).unwrap_err().contains("out of order"));
             let mut bad = got.clone();
             bad[(split + 20) % 64] ^= 1;
             let (a, b) = bad.split_at(split);
-            assert!(check(5, &sent, sum, false, a, b).is_err());
+            assert!(check(5, &want, a, b).is_err());
             let mut swapped = got.clone();
             swapped.swap(9, 17);
             let (a, b) = swapped.split_at(split);
-            assert_eq!(check(5, &sent, sum, false, a, b), Ok(()));
-            assert!(check(5, &sent, sum, true, a, b).is_err());
+            assert!(check(5, &want, a, b).is_err());
         }
-        assert!(check(5, &sent, sum, false, &got[..60], &[]).is_err());
+        assert!(check(5, &want, &got[..60], &[]).is_err());
     }
 }
