@@ -149,7 +149,7 @@ pub(crate) fn move_ring(old: &[u8], new: &mut [u8], from: u64, to: u64) {
     }
     let mut o = from;
     while o < to {
-        let (i, j) = ((o % r0) as usize, (o % r1) as usize);
+        let (i, j) = (ring_index(o, r0), ring_index(o, r1));
         // The part before either ring wraps.
         let n = (to - o).min(r0 - i as u64).min(r1 - j as u64) as usize;
         new[j..j + n].copy_from_slice(&old[i..i + n]);
@@ -174,6 +174,21 @@ fn grow_ring<B: ByteStore>(store: &mut B, need: usize, from: u64, to: u64) {
     store.resize(len, |old, new| move_ring(old, new, from, to));
 }
 
+/// `o % ring`, the position of stream offset `o` in a ring of `ring` bytes
+/// or bits (`ring` > 0): a mask when `ring` is a power of two (every heap
+/// ring, and a fixed ring whose window is one), a division otherwise. A
+/// 64-bit division costs tens of cycles, and the data path reduces
+/// offsets several times per frame.
+#[inline(always)]
+pub(crate) fn ring_index(o: u64, ring: u64) -> usize {
+    let mask = ring.wrapping_sub(1);
+    if ring & mask == 0 {
+        (o & mask) as usize
+    } else {
+        (o % ring) as usize
+    }
+}
+
 /// Ring-buffer access: offset `o` of a stream lives at `o % len`, `len`
 /// the bytes the store holds (its capacity for a fixed store; a growable
 /// one is made large enough with [`reserve_ring`] first).
@@ -184,7 +199,7 @@ pub(crate) fn ring_write<B: ByteStore>(store: &mut B, offset: u64, data: &[u8]) 
     if cap == 0 || data.is_empty() {
         return;
     }
-    let start = (offset % cap as u64) as usize;
+    let start = ring_index(offset, cap as u64);
     let first = data.len().min(cap - start);
     buf[start..start + first].copy_from_slice(&data[..first]);
     let rest = &data[first..];
@@ -202,7 +217,7 @@ pub(crate) fn ring_slices<B: ByteStore>(store: &B, offset: u64, len: usize) -> (
     if cap == 0 || len == 0 {
         return (&[], &[]);
     }
-    let start = (offset % cap as u64) as usize;
+    let start = ring_index(offset, cap as u64);
     let first = len.min(cap - start);
     (&buf[start..start + first], &buf[..len - first])
 }
@@ -215,7 +230,7 @@ pub(crate) fn ring_read<B: ByteStore>(store: &B, offset: u64, out: &mut [u8]) {
     if cap == 0 || out.is_empty() {
         return;
     }
-    let start = (offset % cap as u64) as usize;
+    let start = ring_index(offset, cap as u64);
     let first = out.len().min(cap - start);
     out[..first].copy_from_slice(&buf[start..start + first]);
     let rest = out.len() - first;

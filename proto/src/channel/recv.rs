@@ -15,7 +15,7 @@
 //! its live bytes and bits moved to where the larger ring keeps them. The
 //! window stays the credit; the ring is only where the bytes are kept.
 
-use crate::storage::{ByteStore, move_ring, ring_size_for};
+use crate::storage::{ByteStore, move_ring, ring_index, ring_size_for};
 
 /// Why a fragment was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -486,7 +486,7 @@ fn find_end_at(bytes: &[u8], ring: usize, from: u64, to: u64) -> Option<u64> {
     let r = ring as u64;
     let mut o = from;
     while o < to {
-        let i = (o % r) as usize;
+        let i = ring_index(o, r);
         // The part of the range before the ring wraps.
         let n = (to - o).min(r - i as u64) as usize;
         if let Some(k) = find_end_in(ends, summary, i, i + n) {
@@ -514,7 +514,7 @@ fn find_bit_at(
     let r = ring as u64;
     let mut o = from;
     while o < to {
-        let i = (o % r) as usize;
+        let i = ring_index(o, r);
         // The part of the range before the ring wraps.
         let n = (to - o).min(r - i as u64) as usize;
         if let Some(k) = find_in(bits, i, i + n, want) {
@@ -536,7 +536,7 @@ fn set_bits_at(bytes: &mut [u8], ring: usize, map: usize, from: u64, to: u64, va
     let r = ring as u64;
     let mut o = from;
     while o < to {
-        let i = (o % r) as usize;
+        let i = ring_index(o, r);
         let n = (to - o).min(r - i as u64) as usize;
         fill_in(bits, i, i + n, value);
         o += n as u64;
@@ -552,7 +552,7 @@ fn set_end_at(bytes: &mut [u8], ring: usize, o: u64, value: bool) {
         return;
     }
     let (ends, sum) = (map_range(ring, ENDS), map_range(ring, SUMMARY).0);
-    let i = (o % ring as u64) as usize;
+    let i = ring_index(o, ring as u64);
     let (k, bit) = (i / 64, 1u8 << (i % 8));
     let Some(map) = bytes.get_mut(ends.0..ends.1) else {
         return;
@@ -718,7 +718,7 @@ fn ring_write_window<B: ByteStore>(store: &mut B, ring: u64, offset: u64, data: 
     }
     let w = ring as usize;
     let buf = &mut store.held_mut()[..w];
-    let start = (offset % ring) as usize;
+    let start = ring_index(offset, ring);
     let first = data.len().min(w - start);
     buf[start..start + first].copy_from_slice(&data[..first]);
     let rest = &data[first..];
@@ -740,7 +740,7 @@ fn ring_slices_window<B: ByteStore>(
     }
     let w = ring as usize;
     let buf = &store.bytes()[..w];
-    let start = (offset % ring) as usize;
+    let start = ring_index(offset, ring);
     let first = len.min(w - start);
     (&buf[start..start + first], &buf[..len - first])
 }
@@ -752,7 +752,7 @@ fn ring_read_window<B: ByteStore>(store: &B, ring: u64, offset: u64, out: &mut [
     }
     let w = ring as usize;
     let buf = &store.bytes()[..w];
-    let start = (offset % ring) as usize;
+    let start = ring_index(offset, ring);
     let first = out.len().min(w - start);
     out[..first].copy_from_slice(&buf[start..start + first]);
     let rest = out.len() - first;

@@ -376,10 +376,11 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         if n == 0 {
             return pos;
         }
-        let start = self.rr % n;
+        // `rr` is at most `n` unless channels went away: no division per turn.
+        let start = if self.rr < n { self.rr } else { self.rr % n };
         let mut any_new = false;
-        for k in 0..n {
-            let i = (start + k) % n;
+        let mut i = start;
+        for _ in 0..n {
             loop {
                 let ch = &mut self.channels[i];
                 let id = ch.id;
@@ -427,6 +428,10 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
                     }
                     return pos;
                 }
+            }
+            i += 1;
+            if i == n {
+                i = 0;
             }
         }
         self.rr = start + 1;
