@@ -42,6 +42,131 @@ pub trait ByteStore {
     fn release(&mut self);
     /// Bytes of RAM held right now.
     fn allocated(&self) -> usize;
+    /// Where a send channel on this store keeps the ends of the messages
+    /// it holds.
+    type Ends: EndQueue;
+}
+
+/// Most messages a send channel on a fixed store keeps unacknowledged.
+pub const FIXED_QUEUED_MESSAGES: usize = 64;
+
+/// Window bytes per message end a send channel on a growable store may
+/// keep: a channel holds up to `window / HEAP_BYTES_PER_END` unacknowledged
+/// messages (at least [`FIXED_QUEUED_MESSAGES`]), so messages of this size
+/// or more on average fill the window before the table of ends fills.
+pub const HEAP_BYTES_PER_END: usize = 32;
+
+/// The end offsets of the messages a send channel holds (not yet
+/// acknowledged in full), ascending, oldest first.
+pub trait EndQueue {
+    /// The queue for a channel whose send buffer holds `window` bytes.
+    fn for_window(window: usize) -> Self;
+    /// Whether another end would exceed the queue's limit.
+    fn is_full(&self) -> bool;
+    /// Appends `end` (the caller checked [`is_full`](Self::is_full)).
+    fn push_back(&mut self, end: u64);
+    /// The oldest end.
+    fn front(&self) -> Option<u64>;
+    /// Removes the oldest end.
+    fn pop_front(&mut self);
+    /// The ends in order, as (up to) two slices.
+    fn as_slices(&self) -> (&[u64], &[u64]);
+    /// How many ends are queued.
+    fn len(&self) -> usize;
+    /// Whether none is queued.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The queue is empty: a growable one may free memory.
+    fn release(&mut self) {}
+    /// Bytes of RAM held outside the queue itself.
+    fn allocated(&self) -> usize {
+        0
+    }
+}
+
+/// [`FIXED_QUEUED_MESSAGES`] ends in place, no allocator.
+pub struct FixedEnds(heapless::Deque<u64, FIXED_QUEUED_MESSAGES>);
+
+impl EndQueue for FixedEnds {
+    #[inline]
+    fn for_window(_window: usize) -> Self {
+        FixedEnds(heapless::Deque::new())
+    }
+    #[inline]
+    fn is_full(&self) -> bool {
+        self.0.is_full()
+    }
+    #[inline]
+    fn push_back(&mut self, end: u64) {
+        let _ = self.0.push_back(end);
+    }
+    #[inline]
+    fn front(&self) -> Option<u64> {
+        self.0.front().copied()
+    }
+    #[inline]
+    fn pop_front(&mut self) {
+        self.0.pop_front();
+    }
+    #[inline]
+    fn as_slices(&self) -> (&[u64], &[u64]) {
+        self.0.as_slices()
+    }
+    #[inline]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Ends on the heap, growing with use up to one per
+/// [`HEAP_BYTES_PER_END`] bytes of window, freed when empty.
+#[cfg(any(feature = "alloc", test))]
+pub struct HeapEnds {
+    q: alloc::collections::VecDeque<u64>,
+    limit: usize,
+}
+
+#[cfg(any(feature = "alloc", test))]
+impl EndQueue for HeapEnds {
+    fn for_window(window: usize) -> Self {
+        HeapEnds {
+            q: alloc::collections::VecDeque::new(),
+            limit: (window / HEAP_BYTES_PER_END).max(FIXED_QUEUED_MESSAGES),
+        }
+    }
+    #[inline]
+    fn is_full(&self) -> bool {
+        self.q.len() >= self.limit
+    }
+    #[inline]
+    fn push_back(&mut self, end: u64) {
+        self.q.push_back(end);
+    }
+    #[inline]
+    fn front(&self) -> Option<u64> {
+        self.q.front().copied()
+    }
+    #[inline]
+    fn pop_front(&mut self) {
+        self.q.pop_front();
+    }
+    #[inline]
+    fn as_slices(&self) -> (&[u64], &[u64]) {
+        self.q.as_slices()
+    }
+    #[inline]
+    fn len(&self) -> usize {
+        self.q.len()
+    }
+    fn release(&mut self) {
+        if self.q.is_empty() {
+            self.q = alloc::collections::VecDeque::new();
+        }
+    }
+    fn allocated(&self) -> usize {
+        self.q.capacity() * core::mem::size_of::<u64>()
+    }
 }
 
 /// A fixed array of `N` bytes: no allocator, cost known at compile time.
@@ -51,6 +176,7 @@ pub struct FixedBytes<const N: usize> {
 }
 
 impl<const N: usize> ByteStore for FixedBytes<N> {
+    type Ends = FixedEnds;
     #[inline]
     fn new(limit: usize) -> Self {
         FixedBytes {
@@ -89,6 +215,7 @@ pub struct HeapBytes {
 #[cfg(any(feature = "alloc", test))]
 impl ByteStore for HeapBytes {
     const GROWS: bool = true;
+    type Ends = HeapEnds;
     #[inline]
     fn new(limit: usize) -> Self {
         HeapBytes {

@@ -1,11 +1,7 @@
 //! The sending half of a channel.
 
 use crate::range_set::RangeSet;
-use crate::storage::{ByteStore, reserve_ring, ring_read, ring_write};
-use heapless::Deque;
-
-/// Most messages a channel keeps unacknowledged at once.
-pub const MAX_QUEUED_MESSAGES: usize = 64;
+use crate::storage::{ByteStore, EndQueue, reserve_ring, ring_read, ring_write};
 /// Ranges tracked for acknowledged and lost bytes.
 const RANGES: usize = 16;
 
@@ -37,7 +33,7 @@ pub struct SendChannel<B: ByteStore> {
     /// Ranges declared lost and not yet sent again.
     lost: RangeSet<RANGES>,
     /// End offsets of messages not yet fully acknowledged, ascending.
-    ends: Deque<u64, MAX_QUEUED_MESSAGES>,
+    ends: B::Ends,
     /// How many of `ends` lie at or below `sent_off`: the index of the
     /// first end new data is cut at, so sending new data needs no search.
     ends_sent: usize,
@@ -56,7 +52,7 @@ impl<B: ByteStore> SendChannel<B> {
             sent_off: 0,
             acked: RangeSet::new(),
             lost: RangeSet::new(),
-            ends: Deque::new(),
+            ends: B::Ends::for_window(window),
             ends_sent: 0,
             max_data,
         }
@@ -102,7 +98,7 @@ impl<B: ByteStore> SendChannel<B> {
         ring_write(&mut self.buf, self.write_off, msg);
         self.write_off += msg.len() as u64;
         // Checked non-full above.
-        let _ = self.ends.push_back(self.write_off);
+        self.ends.push_back(self.write_off);
         Ok(())
     }
 
@@ -238,7 +234,7 @@ impl<B: ByteStore> SendChannel<B> {
 
     /// Forgets the ends of messages acknowledged in full.
     fn pop_acked_ends(&mut self) {
-        while self.ends.front().is_some_and(|&end| end <= self.base) {
+        while self.ends.front().is_some_and(|end| end <= self.base) {
             self.ends.pop_front();
             // Acknowledged, so sent: it was counted.
             self.ends_sent = self.ends_sent.saturating_sub(1);
@@ -250,6 +246,7 @@ impl<B: ByteStore> SendChannel<B> {
     pub fn release_if_idle(&mut self) {
         if self.is_idle() {
             self.buf.release();
+            self.ends.release();
         }
     }
 
@@ -327,14 +324,14 @@ impl<B: ByteStore> SendChannel<B> {
 
     /// Bytes of RAM the buffer holds.
     pub fn allocated(&self) -> usize {
-        self.buf.allocated()
+        self.buf.allocated() + self.ends.allocated()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{FixedBytes, MIN_RING};
+    use crate::storage::{FIXED_QUEUED_MESSAGES, FixedBytes, MIN_RING};
 
     #[test]
     fn fragments_stop_at_message_ends_and_lost_data_goes_first() {
@@ -366,7 +363,7 @@ mod tests {
     #[test]
     fn empty_messages_take_no_queue_slot() {
         let mut c = SendChannel::<FixedBytes<64>>::new(64, 1000);
-        for _ in 0..2 * MAX_QUEUED_MESSAGES {
+        for _ in 0..2 * FIXED_QUEUED_MESSAGES {
             assert_eq!(c.push(b"", false), Ok(()));
         }
         assert!(c.is_idle());
@@ -403,7 +400,7 @@ mod tests {
                 c.on_acked(0, end);
             }
         }
-        assert!(k > 3 * MAX_QUEUED_MESSAGES as u64);
+        assert!(k > 3 * FIXED_QUEUED_MESSAGES as u64);
     }
 
     /// A heap send buffer of a 1 MiB window holds small messages, each
@@ -424,9 +421,11 @@ mod tests {
             c.read(off, &mut out);
             assert_eq!(out, [k as u8; 300]);
             c.on_acked(off, off + 300);
-            assert!(c.allocated() <= MIN_RING, "{k}: {}", c.allocated());
+            let ring = c.allocated() - c.ends.allocated();
+            assert!(ring <= MIN_RING, "{k}: {ring}");
+            assert!(c.ends.allocated() <= 64, "{k}: {}", c.ends.allocated());
         }
-        assert_eq!(c.allocated(), MIN_RING);
+        assert_eq!(c.allocated() - c.ends.allocated(), MIN_RING);
         let start = c.offsets().1;
         // 300 KiB in 5 KiB messages (the queue takes 64).
         for k in 0..60u64 {
@@ -447,14 +446,53 @@ mod tests {
         assert_eq!(c.free(), left);
         c.push(&std::vec![1u8; left], false).unwrap();
         assert_eq!(c.push(&[1], false), Err(SendBlocked::Buffer));
-        assert_eq!(c.allocated(), W);
+        assert_eq!(c.allocated() - c.ends.allocated(), W);
         while let Some((off, len, _, _)) = c.next_range(1 << 16, u64::MAX) {
             c.on_acked(off, off + len as u64);
         }
         c.release_if_idle();
         assert_eq!(c.allocated(), 0);
         c.push(b"again", false).unwrap();
-        assert_eq!(c.allocated(), MIN_RING);
+        assert_eq!(c.allocated() - c.ends.allocated(), MIN_RING);
+    }
+
+    /// On a fixed store a channel keeps 64 messages unacknowledged; on a
+    /// heap store one per `HEAP_BYTES_PER_END` bytes of its window, so
+    /// small messages fill a large window (`Queue` only beyond that), and
+    /// the table of ends is freed with the ring once all is acknowledged.
+    #[test]
+    fn a_heap_channel_queues_small_messages_up_to_its_window() {
+        use crate::storage::{HEAP_BYTES_PER_END, HeapBytes};
+        const W: usize = 256 * 1024;
+        let mut fixed = SendChannel::<FixedBytes<W>>::new(W, u64::MAX);
+        let mut heap = SendChannel::<HeapBytes>::new(W, u64::MAX);
+        for _ in 0..FIXED_QUEUED_MESSAGES {
+            fixed.push(&[1; 64], false).unwrap();
+        }
+        assert_eq!(fixed.push(&[1; 64], false), Err(SendBlocked::Queue));
+        let limit = W / HEAP_BYTES_PER_END;
+        for k in 0..limit {
+            assert_eq!(heap.push(&[k as u8; 16], false), Ok(()), "message {k}");
+        }
+        assert_eq!(heap.push(&[1; 16], false), Err(SendBlocked::Queue));
+        assert!(heap.ends.allocated() >= limit * 8);
+        // Every message is cut at its own end.
+        for k in 0..limit as u64 {
+            let r = heap.next_range(1200, u64::MAX);
+            assert_eq!(r, Some((16 * k, 16, true, true)), "message {k}");
+        }
+        // Half acknowledged: room again, for exactly as many.
+        heap.on_acked(0, 16 * (limit as u64 / 2));
+        for _ in 0..limit / 2 {
+            heap.push(&[2; 16], false).unwrap();
+        }
+        assert_eq!(heap.push(&[1; 16], false), Err(SendBlocked::Queue));
+        while let Some((off, len, _, _)) = heap.next_range(1200, u64::MAX) {
+            heap.on_acked(off, off + len as u64);
+        }
+        heap.on_acked(0, heap.offsets().1);
+        heap.release_if_idle();
+        assert_eq!(heap.allocated(), 0);
     }
 
     proptest::proptest! {
@@ -483,7 +521,12 @@ mod tests {
                         let len = if op == 0 { n } else { n % 700 };
                         let msg: std::vec::Vec<u8> =
                             (0..len).map(|i| k ^ (i as u8) ^ ((i >> 8) as u8)).collect();
-                        proptest::prop_assert_eq!(heap.push(&msg, pick % 2 == 0), fixed.push(&msg, pick % 2 == 0));
+                        // The heap channel keeps more messages than the
+                        // fixed one (`a_heap_channel_queues_small_messages_up_to_its_window`):
+                        // in step only while the fixed one has room.
+                        if !fixed.ends.is_full() {
+                            proptest::prop_assert_eq!(heap.push(&msg, pick % 2 == 0), fixed.push(&msg, pick % 2 == 0));
+                        }
                     }
                     3 | 4 => {
                         let r = heap.next_range(n + 1, 1 << 20);
@@ -532,8 +575,16 @@ mod tests {
                 // Held: nothing, or the ring the queued bytes need (at
                 // least the small one, at most the window).
                 let live = heap.unacked() as usize;
-                let held = heap.allocated();
+                let held = heap.allocated() - heap.ends.allocated();
                 proptest::prop_assert!(held == 0 || held >= live.max(MIN_RING.min(window)));
+                // The table of ends: room for what is queued, within
+                // twice its limit; nothing once released idle.
+                let ends = heap.ends.allocated() / 8;
+                let limit = (window / crate::storage::HEAP_BYTES_PER_END).max(FIXED_QUEUED_MESSAGES);
+                proptest::prop_assert!(ends >= heap.ends.len() && ends <= 2 * limit);
+                if op == 7 && heap.is_idle() {
+                    proptest::prop_assert_eq!(heap.allocated(), 0);
+                }
                 proptest::prop_assert!(held <= window);
             }
         }

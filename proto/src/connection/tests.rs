@@ -700,3 +700,45 @@ fn heap_buffers_follow_what_a_connection_holds() {
     assert_eq!(client.buffer_bytes(), 0);
     assert_eq!(server.buffer_bytes(), 0);
 }
+
+/// A heap connection queues small messages up to its window, not only 64
+/// per channel (main refused the 65th with `WouldBlock(Queue)` until an
+/// acknowledgement came back: on a 10 ms path, 6,400 small messages a
+/// second per channel); all arrive, in order.
+#[test]
+fn a_heap_connection_queues_thousands_of_small_messages() {
+    use crate::channel::SendBlocked;
+    use crate::connection::SendError;
+    use crate::storage::{HEAP_BYTES_PER_END, HeapBytes};
+    type Heap = crate::Connection<HeapBytes, 2, 64>;
+    let config = Config {
+        pattern: HandshakePattern::NN,
+        max_channels: 2,
+        ..Config::service()
+    };
+    let now = Instant::from_millis(1);
+    let (mut client, mut server): (Heap, Heap) = pair_between(config.clone(), config.clone(), now);
+    let limit = config.channel_window as usize / HEAP_BYTES_PER_END;
+    let mut sent = 0u32;
+    loop {
+        match client.send(0, &sent.to_le_bytes().repeat(10)) {
+            Ok(()) => sent += 1,
+            Err(SendError::WouldBlock(why)) => {
+                assert_eq!(why, SendBlocked::Buffer, "after {sent}");
+                break;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    // 40-byte messages: the window fills before the table of ends.
+    let window = config.channel_window as usize;
+    assert_eq!(sent as usize, window / 40);
+    assert!(window / 40 < limit);
+    drive(&mut client, &mut server, now, true, 4096, usize::MAX);
+    let mut out = [0u8; 64];
+    for k in 0..sent {
+        assert_eq!(server.recv(0, &mut out), Ok(Some(40)), "message {k}");
+        assert_eq!(&out[..40], &k.to_le_bytes().repeat(10)[..], "message {k}");
+    }
+    assert_eq!(server.recv(0, &mut out), Ok(None));
+}
