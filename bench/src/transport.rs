@@ -20,23 +20,27 @@
 //! timing. After each size, the pair is flushed and every message sent must
 //! have arrived, intact and in order.
 //!
+//! Each cipher and message size runs on two pairs:
+//! - the in-memory pair, on which the goals are judged: memory has no
+//!   MTU, so its packets are the largest the protocol allows (65535 bytes,
+//!   the Noise message limit), and a message goes out sealed whole where
+//!   it fits, as it does in both peers below;
+//! - the same pair on a 1500-byte path (`... 1452B-packets`): the service
+//!   configuration's 1452-byte packets, as over the Internet. A 16 KiB
+//!   message is sealed there as twelve packets.
+//!
 //! The peers, one message per operation:
 //! - `limit`: one seal and one open of the payload with the same AEAD code
 //!   Tern uses (the provider's [`AeadKey`]), in place, no copies;
-//! - `snow`: snow 0.10's `write_message` and `read_message` in transport
-//!   mode, after a Noise NN handshake with the same cipher;
-//! - `packet-limit` (16 KiB only, for information): the `limit` again, but
+//! - `snow` (in-memory pair only): snow 0.10's `write_message` and
+//!   `read_message` in transport mode, after a Noise NN handshake with the
+//!   same cipher;
+//! - `packet-limit` (16 KiB on the 1500-byte path): the `limit` again, but
 //!   over pieces of one full packet's plaintext, as any protocol that seals
 //!   each datagram must. Every AEAD call has a fixed cost (ChaCha20-Poly1305
 //!   from these crates several thousand instructions), which Tern pays per
-//!   packet where the message-sized `limit` pays it once.
-//!
-//! From 1 KiB up, Tern is measured a second time with 65535-byte packets
-//! (`... 65535B-packets vs limit`): the largest `max_packet_size` the
-//! protocol allows, which an in-memory or loopback path can carry (no
-//! 1500-byte MTU there). It shows what the per-packet costs weigh; the
-//! goals are judged on the default-packet figures, which are always
-//! printed too. The limit is the same in both.
+//!   packet where the message-sized `limit` pays it once. On that path the
+//!   16 KiB share is reported against this bound.
 //!
 //! `--provider` picks the crypto provider (default: both, one after the
 //! other): `rustcrypto` ([`RustCrypto`], names as above) or `ring`
@@ -121,12 +125,15 @@ const LIMIT_GOAL: f64 = 0.8;
 const MSG_RATE_GOAL: f64 = 100_000.0;
 
 /// The largest packet the protocol allows (`max_packet_size`, the Noise
-/// message limit): the large-packet figures, for paths without an MTU.
+/// message limit): the in-memory pair's packets (memory has no MTU).
 const LARGE_PACKET: u16 = 65535;
 
-/// Plaintext of a full packet of the service configuration (1452 bytes):
-/// what one AEAD call covers when Tern splits a large message.
-const PACKET_PLAINTEXT: usize = 1452 - SHORT_HEADER_MAX - TAGLEN;
+/// The service configuration's packets, for a 1500-byte path.
+const PATH_PACKET: u16 = 1452;
+
+/// Plaintext of a full packet on that path: what one AEAD call covers
+/// when Tern splits a large message there.
+const PACKET_PLAINTEXT: usize = PATH_PACKET as usize - SHORT_HEADER_MAX - TAGLEN;
 
 const CLIENT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 5000);
 const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 4433);
@@ -163,10 +170,13 @@ pub fn run(args: &Args) -> ExitCode {
 struct Tally {
     provider: &'static str,
     results: Vec<(String, Outcome)>,
+    /// The goals, judged on the in-memory pair.
     goals_met: Vec<String>,
     goals_missed: Vec<String>,
-    large_missed: Vec<String>,
-    large_results: usize,
+    /// The same share of the limit on 1452-byte packets (16 KiB against
+    /// the per-packet limit), reported beside the goals.
+    path_met: Vec<String>,
+    path_missed: Vec<String>,
 }
 
 impl Tally {
@@ -186,9 +196,9 @@ impl Tally {
                 .map(|(_, o)| o.ratio())
                 .fold(f64::INFINITY, f64::min);
             println!(
-                "# {p}: {} comparisons, lowest ratio {worst:.2}, goals (>= {LIMIT_GOAL} of \
-                 the {p} limit from 1 KiB, > {MSG_RATE_GOAL:.0} msg/s at 64 B): {}; met by {}; \
-                 MISSED by {}",
+                "# {p}: {} comparisons, lowest ratio {worst:.2}, goals (in-memory pair, \
+                 {LARGE_PACKET}-byte packets: >= {LIMIT_GOAL} of the {p} limit from 1 KiB, \
+                 > {MSG_RATE_GOAL:.0} msg/s at 64 B): {}; met by {}; MISSED by {}",
                 self.results.len(),
                 if self.goals_missed.is_empty() {
                     "all met"
@@ -199,17 +209,39 @@ impl Tally {
                 list(&self.goals_missed),
             );
         }
-        if self.large_results > 0 {
+        if !(self.path_met.is_empty() && self.path_missed.is_empty()) {
             println!(
-                "# {p}: with {LARGE_PACKET}-byte packets (informational, {} comparisons): \
-                 >= {LIMIT_GOAL} of the limit: {}",
-                self.large_results,
-                if self.large_missed.is_empty() {
-                    "met".to_owned()
-                } else {
-                    format!("missed by {}", self.large_missed.join(", "))
-                }
+                "# {p}: on {PATH_PACKET}-byte packets (a 1500-byte path; 16 KiB against the \
+                 per-packet limit), >= {LIMIT_GOAL} of the limit: met by {}; missed by {}",
+                list(&self.path_met),
+                list(&self.path_missed),
             );
+        }
+    }
+}
+
+/// Where a pair's packets go: the in-memory pair the goals are judged on
+/// (no MTU, so the largest packet the protocol allows), or a 1500-byte
+/// path (the service configuration's 1452-byte packets).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Memory,
+    Mtu1500,
+}
+
+impl Path {
+    fn packet(self) -> u16 {
+        match self {
+            Path::Memory => LARGE_PACKET,
+            Path::Mtu1500 => PATH_PACKET,
+        }
+    }
+
+    /// Goes into the names after the size and provider.
+    fn tag(self) -> String {
+        match self {
+            Path::Memory => String::new(),
+            Path::Mtu1500 => format!(" {PATH_PACKET}B-packets"),
         }
     }
 }
@@ -225,186 +257,163 @@ fn run_provider<P: CryptoProvider + Clone + Default>(
     keys: &Statics,
     rng: &mut FastRng,
 ) -> Result<Tally, ExitCode> {
-    let with_snow = tag.is_empty();
     let mut tally = Tally {
         provider,
         results: Vec::new(),
         goals_met: Vec::new(),
         goals_missed: Vec::new(),
-        large_missed: Vec::new(),
-        large_results: 0,
+        path_met: Vec::new(),
+        path_missed: Vec::new(),
     };
     for v in VARIANTS {
         for &(size, size_label) in SIZES {
-            let name = format!("transport {} {size_label}{tag}", v.label);
-            let vs_limit = format!("{name} vs limit");
-            let vs_snow = format!("{name} vs snow");
-            // Above one packet, also the bound for any protocol that seals
-            // each packet: the AEAD over packet-sized pieces.
-            let vs_packets = (size > PACKET_PLAINTEXT).then(|| format!("{name} vs packet limit"));
-            // (d) below: from 1 KiB up, with the largest packets.
-            let large = format!("{name} {LARGE_PACKET}B-packets vs limit");
-            let large_selected = size >= 1024 && plan.selects(&large);
-            let selected = plan.selects(&vs_limit)
-                || (with_snow && plan.selects(&vs_snow))
-                || vs_packets.as_ref().is_some_and(|n| plan.selects(n))
-                || large_selected;
-            if !selected {
-                continue;
-            }
-            let mut pair = match Pair::<P>::new(v.suite, None, size, keys, rng) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("error: {name}: {e}");
-                    return Err(ExitCode::FAILURE);
-                }
-            };
-            if let Err(e) = pair.self_test() {
-                eprintln!("error: {name}: self-test: {e}");
-                return Err(ExitCode::FAILURE);
-            }
-
-            // (a) The limit: one seal and one open per message.
-            let mut limit = Limit::<P>::new(v.cipher, size, rng);
-            let out = harness::compare(
-                plan,
-                &vs_limit,
-                Unit::MegabytesPerSecond,
-                "limit",
-                &mut || pair.step(),
-                &mut || limit.message(),
-            );
-            if let Err(e) = limit.check() {
-                eprintln!("error: {vs_limit}: {e}");
-                return Err(ExitCode::FAILURE);
-            }
-            if let Some(o) = out {
-                let goal = format!("{} {size_label}", v.label);
-                if size == 64 {
-                    let rate = o.tern * 1e6 / size as f64;
-                    let limit_rate = o.peer * 1e6 / size as f64;
-                    println!(
-                        "{name} message rate: tern={rate:.0} msg/s, limit={limit_rate:.0} msg/s \
-                         (goal > {MSG_RATE_GOAL:.0} msg/s: {})",
-                        if rate > MSG_RATE_GOAL {
-                            "met"
-                        } else {
-                            "MISSED"
-                        }
-                    );
-                    if rate <= MSG_RATE_GOAL {
-                        tally.goals_missed.push(format!("{goal} message rate"));
-                    } else {
-                        tally.goals_met.push(format!("{goal} message rate"));
-                    }
-                } else if o.ratio() < LIMIT_GOAL {
-                    tally
-                        .goals_missed
-                        .push(format!("{goal} (ratio {:.2})", o.ratio()));
-                } else {
-                    tally
-                        .goals_met
-                        .push(format!("{goal} (ratio {:.2})", o.ratio()));
-                }
-                tally.results.push((vs_limit, o));
-            }
-
-            // (b) snow's transport mode.
-            if with_snow {
-                let sp: snow::params::NoiseParams = v.snow.parse().expect("known protocol name");
-                let (mut sa, mut sb) = snow_handshake(&sp, keys, rng);
-                let mut bufs = Buffers::new(size);
-                let mut snow = || {
-                    let (payload, wire, out) = bufs.parts();
-                    let n = sa.write_message(payload, wire).expect("snow encrypts");
-                    let m = sb.read_message(&wire[..n], out).expect("snow decrypts");
-                    black_box(&out[..m]);
-                    m as u64
-                };
-                let out = harness::compare(
-                    plan,
-                    &vs_snow,
-                    Unit::MegabytesPerSecond,
-                    "snow",
-                    &mut || pair.step(),
-                    &mut snow,
-                );
-                tally.results.extend(out.map(|o| (vs_snow, o)));
-            }
-
-            // (c) The per-packet bound, informational.
-            if let Some(vs_packets) = vs_packets {
-                let mut packets = Limit::<P>::new(v.cipher, size, rng);
-                let out = harness::compare(
-                    plan,
-                    &vs_packets,
-                    Unit::MegabytesPerSecond,
-                    "packet-limit",
-                    &mut || pair.step(),
-                    &mut || packets.message_in_packets(),
-                );
-                if let Err(e) = packets.check() {
-                    eprintln!("error: {vs_packets}: {e}");
-                    return Err(ExitCode::FAILURE);
-                }
-                tally.results.extend(out.map(|o| (vs_packets, o)));
-            }
-
-            match pair.finish() {
-                Ok(summary) => println!("# {name}: {summary}"),
-                Err(e) => {
-                    eprintln!("error: {name}: {e}");
-                    return Err(ExitCode::FAILURE);
-                }
-            }
-            drop(pair);
-
-            // (d) From 1 KiB up, the same path with the largest packets
-            // the protocol allows; informational, against the same limit.
-            if large_selected {
-                let mut pair = match Pair::<P>::new(v.suite, Some(LARGE_PACKET), size, keys, rng) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        eprintln!("error: {large}: {e}");
-                        return Err(ExitCode::FAILURE);
-                    }
-                };
-                if let Err(e) = pair.self_test() {
-                    eprintln!("error: {large}: self-test: {e}");
-                    return Err(ExitCode::FAILURE);
-                }
-                let mut limit = Limit::<P>::new(v.cipher, size, rng);
-                let out = harness::compare(
-                    plan,
-                    &large,
-                    Unit::MegabytesPerSecond,
-                    "limit",
-                    &mut || pair.step(),
-                    &mut || limit.message(),
-                );
-                if let Err(e) = limit.check() {
-                    eprintln!("error: {large}: {e}");
-                    return Err(ExitCode::FAILURE);
-                }
-                if let Some(o) = out {
-                    if o.ratio() < LIMIT_GOAL {
-                        tally
-                            .large_missed
-                            .push(format!("{large} (ratio {:.2})", o.ratio()));
-                    }
-                    tally.large_results += 1;
-                }
-                match pair.finish() {
-                    Ok(summary) => println!("# {name}, {LARGE_PACKET}-byte packets: {summary}"),
-                    Err(e) => {
-                        eprintln!("error: {large}: {e}");
-                        return Err(ExitCode::FAILURE);
-                    }
-                }
+            for path in [Path::Memory, Path::Mtu1500] {
+                run_one::<P>(plan, v, size, size_label, tag, path, keys, rng, &mut tally)?;
             }
         }
     }
     Ok(tally)
+}
+
+/// The comparisons of one cipher, message size and path.
+#[allow(clippy::too_many_arguments)]
+fn run_one<P: CryptoProvider + Clone + Default>(
+    plan: &Plan,
+    v: &Variant,
+    size: usize,
+    size_label: &str,
+    tag: &str,
+    path: Path,
+    keys: &Statics,
+    rng: &mut FastRng,
+    tally: &mut Tally,
+) -> Result<(), ExitCode> {
+    let judged = path == Path::Memory;
+    let with_snow = tag.is_empty() && judged;
+    let name = format!("transport {} {size_label}{tag}{}", v.label, path.tag());
+    let vs_limit = format!("{name} vs limit");
+    let vs_snow = format!("{name} vs snow");
+    // On the 1500-byte path above one packet, also the bound for any
+    // protocol that seals each packet: the AEAD over packet-sized pieces.
+    let vs_packets =
+        (!judged && size > PACKET_PLAINTEXT).then(|| format!("{name} vs packet limit"));
+    let selected = plan.selects(&vs_limit)
+        || (with_snow && plan.selects(&vs_snow))
+        || vs_packets.as_ref().is_some_and(|n| plan.selects(n));
+    if !selected {
+        return Ok(());
+    }
+    let fail = |what: &str, e: String| {
+        eprintln!("error: {what}: {e}");
+        ExitCode::FAILURE
+    };
+    let mut pair =
+        Pair::<P>::new(v.suite, path.packet(), size, keys, rng).map_err(|e| fail(&name, e))?;
+    pair.self_test()
+        .map_err(|e| fail(&name, format!("self-test: {e}")))?;
+
+    // (a) The limit: one seal and one open per message.
+    let mut limit = Limit::<P>::new(v.cipher, size, rng);
+    let out = harness::compare(
+        plan,
+        &vs_limit,
+        Unit::MegabytesPerSecond,
+        "limit",
+        &mut || pair.step(),
+        &mut || limit.message(),
+    );
+    limit.check().map_err(|e| fail(&vs_limit, e))?;
+    if let Some(o) = out {
+        let goal = format!("{} {size_label}", v.label);
+        if size == 64 {
+            let rate = o.tern * 1e6 / size as f64;
+            let limit_rate = o.peer * 1e6 / size as f64;
+            let met = rate > MSG_RATE_GOAL;
+            println!(
+                "{name} message rate: tern={rate:.0} msg/s, limit={limit_rate:.0} msg/s \
+                 (goal > {MSG_RATE_GOAL:.0} msg/s: {})",
+                if met { "met" } else { "MISSED" }
+            );
+            if judged {
+                let goal = format!("{goal} message rate");
+                if met {
+                    tally.goals_met.push(goal);
+                } else {
+                    tally.goals_missed.push(goal);
+                }
+            }
+        } else if judged {
+            let entry = format!("{goal} (ratio {:.2})", o.ratio());
+            if o.ratio() < LIMIT_GOAL {
+                tally.goals_missed.push(entry);
+            } else {
+                tally.goals_met.push(entry);
+            }
+        } else if vs_packets.is_none() {
+            let entry = format!("{goal} (ratio {:.2})", o.ratio());
+            if o.ratio() < LIMIT_GOAL {
+                tally.path_missed.push(entry);
+            } else {
+                tally.path_met.push(entry);
+            }
+        }
+        tally.results.push((vs_limit, o));
+    }
+
+    // (b) snow's transport mode (one sealed message per message, as the
+    // in-memory pair's packets).
+    if with_snow {
+        let sp: snow::params::NoiseParams = v.snow.parse().expect("known protocol name");
+        let (mut sa, mut sb) = snow_handshake(&sp, keys, rng);
+        let mut bufs = Buffers::new(size);
+        let mut snow = || {
+            let (payload, wire, out) = bufs.parts();
+            let n = sa.write_message(payload, wire).expect("snow encrypts");
+            let m = sb.read_message(&wire[..n], out).expect("snow decrypts");
+            black_box(&out[..m]);
+            m as u64
+        };
+        let out = harness::compare(
+            plan,
+            &vs_snow,
+            Unit::MegabytesPerSecond,
+            "snow",
+            &mut || pair.step(),
+            &mut snow,
+        );
+        tally.results.extend(out.map(|o| (vs_snow, o)));
+    }
+
+    // (c) The per-packet bound on the 1500-byte path.
+    if let Some(vs_packets) = vs_packets {
+        let mut packets = Limit::<P>::new(v.cipher, size, rng);
+        let out = harness::compare(
+            plan,
+            &vs_packets,
+            Unit::MegabytesPerSecond,
+            "packet-limit",
+            &mut || pair.step(),
+            &mut || packets.message_in_packets(),
+        );
+        packets.check().map_err(|e| fail(&vs_packets, e))?;
+        if let Some(o) = out {
+            let entry = format!(
+                "{} {size_label} (per-packet ratio {:.2})",
+                v.label,
+                o.ratio()
+            );
+            if o.ratio() < LIMIT_GOAL {
+                tally.path_missed.push(entry);
+            } else {
+                tally.path_met.push(entry);
+            }
+            tally.results.push((vs_packets, o));
+        }
+    }
+
+    let summary = pair.finish().map_err(|e| fail(&name, e))?;
+    println!("# {name}: {summary}");
+    Ok(())
 }
 
 /// The bare AEAD: one seal and one open of one message, in place.
@@ -483,11 +492,11 @@ struct Pair<P: CryptoProvider + Clone + Default> {
 const START: Duration = Duration::from_secs(1);
 
 impl<P: CryptoProvider + Clone + Default> Pair<P> {
-    /// Handshake (IK, service configuration with `suite` and, if given,
+    /// Handshake (IK, service configuration with `suite` and
     /// `max_packet_size`), then ready.
     fn new(
         suite: Suite,
-        max_packet_size: Option<u16>,
+        max_packet_size: u16,
         size: usize,
         keys: &Statics,
         rng: &mut FastRng,
@@ -495,7 +504,7 @@ impl<P: CryptoProvider + Clone + Default> Pair<P> {
         let service = Config::service();
         let config = Config {
             suite,
-            max_packet_size: max_packet_size.unwrap_or(service.max_packet_size),
+            max_packet_size,
             ..service
         };
         let epoch = Clock::now();
