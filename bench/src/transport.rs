@@ -313,16 +313,9 @@ fn run_one<P: CryptoProvider + Clone + Default>(
         .map_err(|e| fail(&name, format!("self-test: {e}")))?;
 
     // (a) The limit: one seal and one open per message.
-    let mut limit = Limit::<P>::new(v.cipher, size, rng);
-    let out = harness::compare(
-        plan,
-        &vs_limit,
-        Unit::MegabytesPerSecond,
-        "limit",
-        &mut || pair.step(),
-        &mut || limit.message(),
-    );
-    limit.check().map_err(|e| fail(&vs_limit, e))?;
+    let limit = Limit::<P>::new(v.cipher, size, rng);
+    let out = against_limit(plan, &vs_limit, "limit", &mut pair, limit, Limit::message)
+        .map_err(|e| fail(&vs_limit, e))?;
     if let Some(o) = out {
         let goal = format!("{} {size_label}", v.label);
         if size == 64 {
@@ -386,16 +379,16 @@ fn run_one<P: CryptoProvider + Clone + Default>(
 
     // (c) The per-packet bound on the 1500-byte path.
     if let Some(vs_packets) = vs_packets {
-        let mut packets = Limit::<P>::new(v.cipher, size, rng);
-        let out = harness::compare(
+        let packets = Limit::<P>::new(v.cipher, size, rng);
+        let out = against_limit(
             plan,
             &vs_packets,
-            Unit::MegabytesPerSecond,
             "packet-limit",
-            &mut || pair.step(),
-            &mut || packets.message_in_packets(),
-        );
-        packets.check().map_err(|e| fail(&vs_packets, e))?;
+            &mut pair,
+            packets,
+            Limit::message_in_packets,
+        )
+        .map_err(|e| fail(&vs_packets, e))?;
         if let Some(o) = out {
             let entry = format!(
                 "{} {size_label} (per-packet ratio {:.2})",
@@ -414,6 +407,28 @@ fn run_one<P: CryptoProvider + Clone + Default>(
     let summary = pair.finish().map_err(|e| fail(&name, e))?;
     println!("# {name}: {summary}");
     Ok(())
+}
+
+/// Tern's `pair` against `limit` doing `op` per operation; afterwards the
+/// limit's payload must be what it was (every open gave it back).
+fn against_limit<P: CryptoProvider + Clone + Default>(
+    plan: &Plan,
+    name: &str,
+    peer_name: &str,
+    pair: &mut Pair<P>,
+    mut limit: Limit<P>,
+    op: fn(&mut Limit<P>) -> u64,
+) -> Result<Option<Outcome>, String> {
+    let out = harness::compare(
+        plan,
+        name,
+        Unit::MegabytesPerSecond,
+        peer_name,
+        &mut || pair.step(),
+        &mut || op(&mut limit),
+    );
+    limit.check()?;
+    Ok(out)
 }
 
 /// The bare AEAD: one seal and one open of one message, in place.
