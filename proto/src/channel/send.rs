@@ -63,6 +63,12 @@ impl<B: ByteStore> SendChannel<B> {
         self.buf.capacity() - (self.write_off - self.base) as usize
     }
 
+    /// Whether a message could be queued now as far as this buffer goes:
+    /// a free byte and a free slot in the table of message ends.
+    pub fn has_room(&self) -> bool {
+        self.free() > 0 && !self.ends.is_full()
+    }
+
     /// Largest message this channel can ever hold.
     pub fn capacity(&self) -> usize {
         self.buf.capacity()

@@ -708,7 +708,7 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
         self.writable_deferred = false;
         for i in 0..self.channels.len() {
             let ch = &self.channels[i];
-            if ch.want_writable && ch.send.free() > 0 && !ch.send.is_blocked_by_credit() {
+            if ch.want_writable && ch.send.has_room() && !ch.send.is_blocked_by_credit() {
                 let id = ch.id;
                 if self.push_event(Event::Writable(id)) {
                     self.channels[i].want_writable = false;

@@ -269,6 +269,18 @@ impl<B: ByteStore, const CH: usize, const SENT: usize, P: CryptoProvider + Clone
             self.cc.on_discarded(total);
             self.on_packet_lost(&sp);
         }
+        // Held back by its own limits (a channel refused a message and
+        // waits for `Writable`) with this one packet in flight, the sender
+        // would wait for the peer's delayed acknowledgement (max_ack_delay)
+        // before it can send again. A PING in the next packet is the peer's
+        // second ack-eliciting packet, which it acknowledges at once
+        // (spec/reliability.md §2.5).
+        if sp.ack_eliciting
+            && self.sent.eliciting() == 1
+            && self.channels.iter().any(|c| c.want_writable)
+        {
+            self.ping_pending = true;
+        }
         Some(Transmit {
             destination: self.peer,
             len: total,

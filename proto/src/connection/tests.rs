@@ -742,3 +742,57 @@ fn a_heap_connection_queues_thousands_of_small_messages() {
     }
     assert_eq!(server.recv(0, &mut out), Ok(None));
 }
+
+/// Tiny messages on a constrained connection with 1400-byte packets: all
+/// 64 a channel may hold unacknowledged fit one packet. Main then waited
+/// for the server's delayed acknowledgement (100 ms) on every round; the
+/// PING the held-back sender adds (spec reliability.md §2.5) makes the
+/// server acknowledge at once, so with an instant link no timer is needed.
+/// (It also needs `Writable` to wait for a free slot in the table of
+/// ends: main signalled it on any free byte, cleared the wish, and the
+/// sender, still held back, sent no PING.)
+#[test]
+fn a_held_back_sender_does_not_wait_for_the_delayed_ack() {
+    let now = Instant::from_millis(1);
+    let config = Config {
+        pattern: HandshakePattern::NN,
+        max_packet_size: 1400,
+        ..Config::constrained()
+    };
+    let (mut client, mut server) = pair_with(config, now);
+    let (mut sent, mut got) = (0u32, 0u32);
+    let mut out = [0u8; 8];
+    for round in 0..20 {
+        let before = sent;
+        let mut refused = false;
+        while !refused {
+            match client.send(0, &[sent as u8]) {
+                Ok(()) => sent += 1,
+                Err(crate::connection::SendError::WouldBlock(why)) => {
+                    assert_eq!(why, crate::channel::SendBlocked::Queue);
+                    refused = true
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        // (Fewer than 64 when the last round's final message still waits
+        // for its delayed acknowledgement: its sender was not held back.)
+        assert!(sent - before >= 32, "round {round}: {} sent", sent - before);
+        drive(&mut client, &mut server, now, true, 64, usize::MAX);
+        while let Ok(Some(n)) = server.recv(0, &mut out) {
+            assert_eq!((n, out[0]), (1, got as u8));
+            got += 1;
+        }
+        // Everything sent arrived and was acknowledged: room again, at
+        // the same instant.
+        assert_eq!(got, sent, "round {round}");
+        let r = client.send(0, &[sent as u8]);
+        assert!(r.is_ok(), "round {round}: still held back: {r:?}");
+        sent += 1;
+    }
+    assert!(
+        client.stats().tx_packets < 4 * 20 + 10,
+        "{}",
+        client.stats().tx_packets
+    );
+}
