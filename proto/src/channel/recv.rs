@@ -1076,6 +1076,31 @@ mod tests {
             prop_assert_eq!(find_end_in(&ends, &summary, from, to), naive);
         }
 
+        /// The search by stream offset over a ring (wrapping at most once,
+        /// or more for a range longer than the ring) finds what looking at
+        /// every offset's ring position does.
+        #[test]
+        fn ring_search_matches_offset_by_offset(
+            ring in prop_oneof![Just(61usize), Just(64), Just(300), Just(1024)],
+            set in proptest::collection::vec(0usize..1024, 0..6),
+            from in 0u64..5000,
+            span in 0u64..2200,
+        ) {
+            let mut bytes = std::vec![0u8; recv_store_len(ring)];
+            for k in set.into_iter().filter(|&k| k < ring) {
+                set_end_at(&mut bytes, ring, k as u64, true);
+            }
+            let (start, _) = map_range(ring, ENDS);
+            let r = ring as u64;
+            let naive = (from..from + span)
+                .find(|&o| get_bit(&bytes[start..], (o % r) as usize));
+            prop_assert_eq!(find_end_at(&bytes, ring, from, from + span), naive);
+            // A short store (a growable one being allocated) reads as clear
+            // past its end, and never panics.
+            let short = &bytes[..bytes.len() / 2];
+            let _ = find_end_at(short, ring, from, from + span);
+        }
+
         /// The word-at-a-time bitmap helpers agree with bit-by-bit ones.
         #[test]
         fn bitmap_helpers_match_bit_by_bit(

@@ -156,6 +156,32 @@ impl<const N: usize> SentQueue<N> {
         Some(out)
     }
 
+    /// The packet at index `k` of the queue (live or not), oldest first.
+    #[inline]
+    pub(crate) fn get(&self, k: usize) -> Option<&SentPacket> {
+        self.q.get(k)
+    }
+
+    /// Marks the packet at index `k` done (acked or lost) if it is live,
+    /// leaving it in place (indices stay valid) until
+    /// [`drop_finished`](Self::drop_finished).
+    pub(crate) fn mark_done(&mut self, k: usize) {
+        if let Some(p) = self.q.get_mut(k)
+            && p.live
+        {
+            p.live = false;
+            self.live -= 1;
+            self.eliciting -= usize::from(p.ack_eliciting);
+        }
+    }
+
+    /// Drops finished packets from the front.
+    pub(crate) fn drop_finished(&mut self) {
+        while self.q.front().is_some_and(|p| !p.live) {
+            self.q.pop_front();
+        }
+    }
+
     /// Oldest live ack-eliciting packet.
     pub(crate) fn oldest_eliciting(&self) -> Option<&SentPacket> {
         self.iter().find(|p| p.ack_eliciting)
@@ -214,5 +240,41 @@ mod tests {
         assert!(!q.push(eliciting(15)), "eight live packets fill it");
         let pns: heapless::Vec<u64, 8> = q.iter().map(|p| p.pn).collect();
         assert_eq!(pns, [0, 8, 9, 10, 11, 12, 13, 14]);
+    }
+
+    /// Marking in place counts each packet once, keeps indices until the
+    /// finished front is dropped, and that stops at the first live one:
+    /// the same queue as retiring the same packets does.
+    #[test]
+    fn marking_in_place_matches_retiring() {
+        let (mut a, mut b) = (SentQueue::<8>::new(), SentQueue::<8>::new());
+        for pn in 0..6 {
+            let p = SentPacket {
+                ack_eliciting: pn % 3 != 2,
+                ..SentPacket::new(pn, Instant::ZERO)
+            };
+            assert!(a.push(p) && b.push(p));
+        }
+        for pn in [0, 1, 3, 4] {
+            assert!(b.retire(pn).is_some());
+        }
+        for k in [0, 1, 3, 4, 4, 0] {
+            a.mark_done(k);
+            assert_eq!(a.get(k).map(|p| (p.pn, p.live)), Some((k as u64, false)));
+        }
+        assert_eq!(a.get(2).map(|p| p.live), Some(true));
+        a.drop_finished();
+        a.mark_done(9);
+        let pns = |q: &SentQueue<8>| -> heapless::Vec<u64, 8> { q.iter().map(|p| p.pn).collect() };
+        assert_eq!(pns(&a), [2, 5]);
+        assert_eq!(pns(&a), pns(&b));
+        assert_eq!((a.live, a.eliciting), (b.live, b.eliciting));
+        assert_eq!((a.live, a.eliciting), (2, 0));
+        assert_eq!(
+            a.get(0).map(|p| p.pn),
+            Some(2),
+            "the finished front is gone"
+        );
+        assert_eq!(a.q.len(), b.q.len());
     }
 }
